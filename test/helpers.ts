@@ -1,0 +1,44 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
+
+export interface FixtureInfo {
+  name: string;
+  file: string;
+  ext: string;
+  args: string[];
+  dump: string;
+  lossless: boolean;
+  why: string;
+}
+
+/** The committed opj_compress fixtures (test/fixtures/matrix.json). */
+export function fixtures(): FixtureInfo[] {
+  return (JSON.parse(readFileSync(join(FIXTURES, 'matrix.json'), 'utf8')) as { fixtures: FixtureInfo[] }).fixtures;
+}
+
+export function fixturePath(file: string): string {
+  return join(FIXTURES, file);
+}
+
+export function fixtureBytes(file: string): Uint8Array {
+  return new Uint8Array(readFileSync(join(FIXTURES, file)));
+}
+
+/** Numbers after `key=` in an opj_dump text, in order of appearance. */
+export function dumpValues(text: string, key: string): number[] {
+  const re = new RegExp(`\\b${key}=(0x[0-9a-fA-F]+|-?\\d+)`, 'g');
+  return [...text.matchAll(re)].map((m) => Number(m[1]));
+}
+
+/** Runs fn and returns the error it throws (fails the test if it returns). */
+export function catchError(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected an error, none was thrown');
+}
