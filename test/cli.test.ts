@@ -1,0 +1,94 @@
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { defaultCacheDir, main, type CliIo } from '../bin/cli.js';
+import { FIXTURES, fixtures } from './helpers.js';
+
+const cli = suite('jpip-bench CLI');
+
+async function run(args: string[]): Promise<{ out: string; err: string; code: number }> {
+  let out = '';
+  let err = '';
+  const io: CliIo = { out: (s) => void (out += `${s}\n`), err: (s) => void (err += `${s}\n`), tty: false };
+  const before = process.exitCode;
+  process.exitCode = 0;
+  await main(args, io);
+  const code = Number(process.exitCode ?? 0);
+  process.exitCode = before;
+  return { out, err, code };
+}
+
+cli('inspect prints the box tree, the parameters and the packet count', async () => {
+  const f = fixtures().find((x) => x.ext === 'jp2')!;
+  const r = await run(['inspect', join(FIXTURES, f.file)]);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /JP2/);
+  assert.match(r.out, /jp2h/);
+  assert.match(r.out, /jp2c/);
+  assert.match(r.out, /progression\s+\w{4}, \d+ layers/);
+  assert.match(r.out, /packets\s+\d+ \(lengths from/);
+});
+
+cli('inspect --json --packets lists every packet', async () => {
+  const f = fixtures().find((x) => x.args.includes('-PLT'))!;
+  const r = await run(['inspect', join(FIXTURES, f.file), '--json', '--packets']);
+  assert.is(r.code, 0, r.err);
+  const report = JSON.parse(r.out);
+  const d = report.codestreams[0].details;
+  assert.is(d.packetSource, 'plt');
+  assert.is(d.packets.length, d.packetCount);
+  assert.ok(d.packets.every((p: { length: number; offset: number }) => p.length > 0 && p.offset > 0));
+});
+
+cli('inspect of a file that is not JPEG 2000 is one clear line and exit code 1', async () => {
+  const r = await run(['inspect', join(FIXTURES, 'matrix.json')]);
+  assert.is(r.code, 1);
+  assert.match(r.err, /J2K_ERR_NOT_JPEG2000/);
+  assert.match(r.err, /matrix\.json/);
+});
+
+cli('inspect of a missing file says so', async () => {
+  const r = await run(['inspect', join(FIXTURES, 'nope.jp2')]);
+  assert.is(r.code, 1);
+  assert.match(r.err, /nope\.jp2/);
+});
+
+cli('index builds a cache file per image and reports them', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'jpip-cli-'));
+  try {
+    const root = join(dir, 'images');
+    cpSync(FIXTURES, root, { recursive: true });
+    const cache = join(dir, 'cache');
+    const r = await run(['index', root, '--cache', cache, '--json']);
+    assert.is(r.code, 0, r.err + r.out);
+    const s = JSON.parse(r.out);
+    assert.ok(s.files >= fixtures().length);
+    assert.is(s.failed.length, 0, JSON.stringify(s.failed));
+    assert.is(readdirSync(cache).length, s.files);
+    const again = JSON.parse((await run(['index', root, '--cache', cache, '--json'])).out);
+    assert.is(again.fresh, s.files);
+    const text = await run(['index', root, '--cache', cache]);
+    assert.match(text.out, /indexed \d+ of \d+ files/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+cli('every command has --help, and a wrong command is refused', async () => {
+  for (const cmd of ['inspect', 'index']) {
+    const r = await run([cmd, '--help']);
+    assert.match(r.out, new RegExp(`jpip-bench ${cmd}`));
+  }
+  const bad = await run(['frobnicate']);
+  assert.is(bad.code, 2);
+});
+
+cli('the cache directory defaults to $JPIP_BENCH_CACHE, then XDG, then ~/.cache', () => {
+  assert.is(defaultCacheDir({ JPIP_BENCH_CACHE: '/x' }), '/x');
+  assert.is(defaultCacheDir({ XDG_CACHE_HOME: '/y' }), '/y/jpip-bench/index');
+  assert.match(defaultCacheDir({}), /\.cache\/jpip-bench\/index$/);
+});
+
+cli.run();
