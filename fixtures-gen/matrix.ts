@@ -14,6 +14,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { generateMovieFixtures } from './movies.js';
 import { runTool, toolVersion } from './opj.js';
 import { encodePnm, synthSun, yuv420FromRgb, type SynthParams } from './synth.js';
 
@@ -428,6 +429,8 @@ function main(argv: readonly string[]): void {
   const json = generateMatrix(out, { ...(only ? { only } : {}), log: (l) => process.stdout.write(`${l}\n`) });
   const total = json.fixtures.reduce((a, e) => a + e.size, 0);
   process.stdout.write(`${json.fixtures.length} fixtures, ${total} bytes, in ${out}\n`);
+  // The JP2/JPX movie fixtures (fixtures-gen/movies.ts) use the same encoder: remake them too.
+  if (!only) generateMovieFixtures(join(out, 'movie'), { log: (l) => process.stdout.write(`movie/${l}\n`) });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
