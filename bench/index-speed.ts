@@ -11,7 +11,8 @@
 import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ImageIndex } from '../jpeg2000/index-cache.js';
+import { ImageIndex, cachePathFor } from '../jpeg2000/index-cache.js';
+import { sequenceTableBytes } from '../jpeg2000/index.js';
 import { runTool } from '../fixtures-gen/opj.js';
 import { synthSun, writePnm } from '../fixtures-gen/synth.js';
 
@@ -73,7 +74,8 @@ function measure(file: string, label: string): void {
   console.log(
     `${label.padEnd(8)} ${(statSync(file).size / 1e6).toFixed(2).padStart(7)} MB  ${String(packets).padStart(6)} packets (${source})  ` +
       `cold ${median(cold).toFixed(2).padStart(7)} ms  from cache (${status}) ${median(warm).toFixed(2).padStart(7)} ms  ` +
-      `to resolution 3 ${median(lowRes).toFixed(2).padStart(6)} ms  index ${bytes} bytes (${(bytes / packets).toFixed(1)} B/packet)`,
+      `to resolution 3 ${median(lowRes).toFixed(2).padStart(6)} ms  in memory ${bytes} bytes (${(bytes / packets).toFixed(1)} B/packet)  ` +
+      `cache file ${statSync(cachePathFor(cacheDir, file)).size} bytes; packet-order tables shared by same-parameter images ${sequenceTableBytes()} bytes`,
   );
 }
 

@@ -1,6 +1,6 @@
 import { J2K_ERROR, J2kError } from './errors.js';
 import { tileCoding, type Codestream, type TilePart } from './codestream.js';
-import { decodePacketLengths, type TileCoding } from './markers.js';
+import { decodePacketLengths, type Siz, type TileCoding } from './markers.js';
 import { buildTileGeometry, type TileGeometry } from './geometry.js';
 import { packetSequence, type PacketSequence } from './progression.js';
 import { walkPackets, type PacketWalker } from './packet-walk.js';
@@ -59,6 +59,39 @@ interface Placement {
   parts: TilePart[];
   part: number;
   pos: number;
+}
+
+/**
+ * Tile geometry and packet order depend only on SIZ, the tile's coding style
+ * and the tile number, so the images of an archive made with one set of
+ * encoder parameters (every SDO frame, say) share one copy: the per-image cost
+ * is then the 8 bytes per packet of the offset and length tables.
+ */
+const layouts = new Map<string, { geometry: TileGeometry; sequence: PacketSequence }>();
+/** How many distinct tile layouts are kept (least recently used dropped first). */
+export const MAX_SHARED_LAYOUTS = 256;
+
+function tileLayout(siz: Siz, coding: TileCoding, t: number): { geometry: TileGeometry; sequence: PacketSequence } {
+  const key = JSON.stringify([siz, coding, t]);
+  let entry = layouts.get(key);
+  if (entry) {
+    layouts.delete(key);
+  } else {
+    const geometry = buildTileGeometry(siz, coding, t);
+    entry = { geometry, sequence: packetSequence(geometry, coding) };
+    if (layouts.size >= MAX_SHARED_LAYOUTS) layouts.delete(layouts.keys().next().value!);
+  }
+  layouts.set(key, entry);
+  return entry;
+}
+
+/** Bytes of the shared packet-order tables currently kept. */
+export function sequenceTableBytes(): number {
+  let n = 0;
+  for (const { sequence: s } of layouts.values()) {
+    n += s.layer.byteLength + s.resolution.byteLength + s.component.byteLength + s.precinct.byteLength + s.packetIndex.byteLength;
+  }
+  return n;
 }
 
 /** Moves past used-up tile-part bodies (a packet never spans tile-parts); returns the current tile-part. */
@@ -129,8 +162,7 @@ export class CodestreamIndex {
     let ti = this.tileIndexes[t];
     if (!ti) {
       const coding = tileCoding(this.codestream, t);
-      const geometry = buildTileGeometry(this.codestream.main.siz, coding, t);
-      const sequence = packetSequence(geometry, coding);
+      const { geometry, sequence } = tileLayout(this.codestream.main.siz, coding, t);
       const n = sequence.count;
       ti = { tile: t, coding, geometry, sequence, offsets: alloc(n, this.shared), lengths: alloc(n, this.shared), known: 0 };
       this.tileIndexes[t] = ti;
@@ -178,7 +210,11 @@ export class CodestreamIndex {
     for (let t = 0; t < this.numTiles; t++) this.ensureTile(t);
   }
 
-  /** Bytes held by the packet tables built so far. */
+  /**
+   * Bytes held by this codestream's packet tables (offsets and lengths). The
+   * packet-order tables they are read through are shared by every codestream
+   * with the same parameters: see {@link sequenceTableBytes}.
+   */
   memoryBytes(): number {
     let n = 0;
     for (const ti of this.tileIndexes) if (ti) n += ti.offsets.byteLength + ti.lengths.byteLength;

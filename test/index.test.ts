@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { readContainer } from '../jpeg2000/boxes.js';
 import { readCodestream } from '../jpeg2000/codestream.js';
 import { J2K_ERROR, J2kError } from '../jpeg2000/errors.js';
-import { CodestreamIndex } from '../jpeg2000/index.js';
+import { CodestreamIndex, sequenceTableBytes } from '../jpeg2000/index.js';
 import { ImageIndex, cachePathFor } from '../jpeg2000/index-cache.js';
 import { bufferSource, subSource } from '../jpeg2000/source.js';
 import { catchError, fixtureBytes, fixturePath, fixtures } from './helpers.js';
@@ -60,6 +60,15 @@ ix('lazy: asking for low resolutions of an RPCL file decodes only the packets th
   for (let k = 0; k < needed; k++) assert.is(t0.sequence.resolution[k], 0);
   index.ensureAll();
   assert.is(index.tile(0).known, index.tile(0).sequence.count);
+});
+
+ix('codestreams made with the same parameters share one packet-order table', () => {
+  const frames = ['frame 000.jp2', 'frame 001.jp2'].map((n) => ImageIndex.open(fixturePath(`movie/frames/${n}`)));
+  const [a, b] = frames.map((img) => img.codestream(0).ensureTile(0));
+  assert.ok(a!.sequence === b!.sequence, 'same PacketSequence object');
+  assert.not.equal(Array.from(a!.lengths), Array.from(b!.lengths), 'but each has its own packet lengths');
+  assert.ok(sequenceTableBytes() > 0);
+  frames.forEach((f) => f.close());
 });
 
 ix('packet tables can live on SharedArrayBuffers', () => {
