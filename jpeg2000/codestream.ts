@@ -25,6 +25,7 @@ import {
   type TileCoding,
   type Tlm,
 } from './markers.js';
+import { numTiles as tilesOf } from './geometry.js';
 import type { RandomAccess } from './source.js';
 
 /**
@@ -89,13 +90,13 @@ export interface Codestream {
 const MAX_SEGMENTS = 1 << 20;
 
 function err(code: (typeof J2K_ERROR)[keyof typeof J2K_ERROR], reason: string, src: RandomAccess, offset: number): J2kError {
-  return new J2kError(code, reason, { file: src.name, offset });
+  return new J2kError(code, reason, { file: src.name, offset: offset + (src.origin ?? 0) });
 }
 
 /** Reader over one marker segment's body (after the marker), with absolute offsets in messages. */
 function segmentReader(src: RandomAccess, pos: number, len: number): ByteReader {
   const bytes = src.read(pos + 2, len);
-  return new ByteReader(bytes, { base: pos + 2, file: src.name });
+  return new ByteReader(bytes, { base: pos + 2 + (src.origin ?? 0), file: src.name });
 }
 
 function readMarkerAt(src: RandomAccess, pos: number, what: string): { marker: number; length: number } {
@@ -192,10 +193,6 @@ export function readMainHeader(src: RandomAccess): MainHeader {
   return { siz, cod, coc, qcd, qcc, poc, tlm, plm, ppm, com, segments, end: pos };
 }
 
-/** Number of tiles of the image. */
-export function tileCount(siz: Siz): number {
-  return Math.ceil((siz.xsiz - siz.xTOsiz) / siz.xTsiz) * Math.ceil((siz.ysiz - siz.yTOsiz) / siz.yTsiz);
-}
 
 /** Reads one tile-part header at `pos` (an SOT marker). */
 export function readTilePart(src: RandomAccess, pos: number, main: MainHeader, numTiles: number): TilePart {
@@ -290,7 +287,7 @@ export function readTilePart(src: RandomAccess, pos: number, main: MainHeader, n
  */
 export function readCodestream(src: RandomAccess): Codestream {
   const main = readMainHeader(src);
-  const numTiles = tileCount(main.siz);
+  const numTiles = tilesOf(main.siz);
   const tileParts: TilePart[] = [];
   const tiles: number[][] = Array.from({ length: numTiles }, () => []);
   let pos = main.end;

@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readContainer, type CodestreamRef, type Container } from './boxes.js';
-import { readCodestream, readMainHeader, readTilePart, tileCount, type Codestream, type TilePart } from './codestream.js';
+import { readCodestream, readMainHeader, readTilePart, type Codestream, type TilePart } from './codestream.js';
+import { numTiles as tilesOf } from './geometry.js';
 import { J2K_ERROR, J2kError, isJ2kError } from './errors.js';
 import { CodestreamIndex, type CodestreamIndexOptions } from './index.js';
 import { openFileSource, subSource, type FileSource } from './source.js';
@@ -284,7 +285,7 @@ function loadCache(
 /** Rebuilds a Codestream from a cache entry, reading only the main header (and tile-part headers that carry coding markers). */
 function rebuildLayout(c: CachedCodestream, src: ReturnType<typeof subSource>): Codestream {
   const main = readMainHeader(src);
-  const numTiles = tileCount(main.siz);
+  const numTiles = tilesOf(main.siz);
   if (!Array.isArray(c.tileParts) || !Array.isArray(c.plt)) throw new Error('bad table');
   const tiles: number[][] = Array.from({ length: numTiles }, () => []);
   const tileParts: TilePart[] = c.tileParts.map((row, k) => {

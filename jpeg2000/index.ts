@@ -94,6 +94,11 @@ export function sequenceTableBytes(): number {
   return n;
 }
 
+/** File offset of a codestream offset, for error messages (undefined stays undefined). */
+function at(src: RandomAccess, offset: number | undefined): number | undefined {
+  return offset === undefined ? undefined : offset + (src.origin ?? 0);
+}
+
 /** Moves past used-up tile-part bodies (a packet never spans tile-parts); returns the current tile-part. */
 function advance(pl: Placement): TilePart {
   let tp = pl.parts[pl.part]!;
@@ -143,7 +148,7 @@ export class CodestreamIndex {
       throw new J2kError(
         J2K_ERROR.UNSUPPORTED,
         'packed packet headers (PPM/PPT) are not supported: re-encode without them',
-        { file: src.name, offset: main.ppm[0]?.dataOffset ?? codestream.tileParts.find((tp) => tp.ppt.length > 0)?.offset },
+        { file: src.name, offset: at(src, main.ppm[0]?.dataOffset ?? codestream.tileParts.find((tp) => tp.ppt.length > 0)?.offset) },
       );
     }
     const allPlt = codestream.tileParts.every((tp) => tp.plt.length > 0 || tp.bodyLength === 0);
@@ -196,7 +201,7 @@ export class CodestreamIndex {
         throw new J2kError(
           J2K_ERROR.BAD_PACKET_LENGTHS,
           `tile ${t}: ${tp.bodyOffset + tp.bodyLength - pos} bytes of tile-part ${tp.partIndex} are not covered by any packet`,
-          { file: this.src.name, offset: pos },
+          { file: this.src.name, offset: at(this.src, pos) },
         );
       }
       part++;
@@ -261,7 +266,7 @@ export class CodestreamIndex {
       throw new J2kError(
         J2K_ERROR.BAD_PACKET_LENGTHS,
         `tile ${t}: packet ${ti.known} of ${len} bytes runs past the end of tile-part ${tp.partIndex}`,
-        { file: this.src.name, offset: pl.pos },
+        { file: this.src.name, offset: at(this.src, pl.pos) },
       );
     }
     ti.offsets[ti.known] = pl.pos;
@@ -288,7 +293,7 @@ export class CodestreamIndex {
         throw new J2kError(
           J2K_ERROR.BAD_PACKET_LENGTHS,
           `tile ${t}: PLT markers list ${ti.known} packets, the tile has ${total}`,
-          { file: this.src.name, offset: cur.segments.at(-1)?.dataOffset },
+          { file: this.src.name, offset: at(this.src, cur.segments.at(-1)?.dataOffset) },
         );
       }
       const seg = cur.segments[cur.next++]!;
@@ -298,7 +303,7 @@ export class CodestreamIndex {
       if (decodePacketLengths(bytes, 0, bytes.length, cur.pending)) {
         throw new J2kError(J2K_ERROR.BAD_MARKER, 'PLT: packet length cut at the end of the segment', {
           file: this.src.name,
-          offset: seg.dataOffset,
+          offset: at(this.src, seg.dataOffset),
         });
       }
     }
@@ -349,7 +354,7 @@ export class CodestreamIndex {
           current.push(value);
           value = 0;
         } else if (value > 0x1fffffff) {
-          throw new J2kError(J2K_ERROR.BAD_MARKER, 'PLM: packet length too large', { file: this.src.name, offset: seg.dataOffset + i });
+          throw new J2kError(J2K_ERROR.BAD_MARKER, 'PLM: packet length too large', { file: this.src.name, offset: at(this.src, seg.dataOffset + i) });
         }
       }
     }

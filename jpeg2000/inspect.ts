@@ -1,6 +1,7 @@
 import { statSync } from 'node:fs';
 import type { Box } from './boxes.js';
-import { readCodestream, tileCount, tileCoding } from './codestream.js';
+import { readCodestream, tileCoding } from './codestream.js';
+import { numTiles } from './geometry.js';
 import { ImageIndex, type ImageIndexOptions } from './index-cache.js';
 import { markerName, PROGRESSION_NAMES } from './markers.js';
 import { subSource } from './source.js';
@@ -110,7 +111,7 @@ export function inspectFile(path: string, opts: InspectOptions = {}): InspectRep
         imageOffset: [siz.xOsiz, siz.yOsiz],
         tileSize: [siz.xTsiz, siz.yTsiz],
         tileOffset: [siz.xTOsiz, siz.yTOsiz],
-        tiles: tileCount(siz),
+        tiles: numTiles(siz),
         tileParts: cs.tileParts.length,
         components: siz.components.map((c) => ({ ...c })),
         progression: PROGRESSION_NAMES[cod.progression],

@@ -35,6 +35,7 @@ export function walkPackets(src: RandomAccess, coding: TileCoding, geometry: Til
     bodyLength: 0,
     empty: true,
   };
+  const origin = src.origin ?? 0;
   let k = 0;
   let part: TilePart | undefined;
   let body: Uint8Array = new Uint8Array(0);
@@ -61,11 +62,11 @@ export function walkPackets(src: RandomAccess, coding: TileCoding, geometry: Til
         state = createPrecinctState({ bands }, coding.components[c]!.cbStyle);
         states[slot] = state;
       }
-      const cursor: PacketCursor = { bytes: body, pos: pos - part.bodyOffset, end: end - part.bodyOffset, base: part.bodyOffset, file: src.name };
+      const cursor: PacketCursor = { bytes: body, pos: pos - part.bodyOffset, end: end - part.bodyOffset, base: part.bodyOffset + origin, file: src.name };
       if (cursor.pos >= (cursor.end ?? 0)) {
         throw new J2kError(J2K_ERROR.BAD_PACKET_LENGTHS, `tile ${part.tile}: packet ${k} of ${sequence.count} starts past the end of the tile data`, {
           file: src.name,
-          offset: pos,
+          offset: pos + origin,
         });
       }
       readPacket(state, l, cursor, opts);
@@ -73,7 +74,7 @@ export function walkPackets(src: RandomAccess, coding: TileCoding, geometry: Til
       if (stop > (cursor.end ?? 0)) {
         throw new J2kError(J2K_ERROR.BAD_PACKET_LENGTHS, `tile ${part.tile}: packet ${k} (${info.bodyLength}-byte body) runs past the end of its tile-part`, {
           file: src.name,
-          offset: part.bodyOffset + info.headerStart,
+          offset: origin + part.bodyOffset + info.headerStart,
         });
       }
       k++;

@@ -12,6 +12,8 @@ export interface RandomAccess {
   readonly size: number;
   /** Name used in error messages. */
   readonly name?: string | undefined;
+  /** Offset of byte 0 of this source in the file `name` (a codestream inside a JP2): error messages add it. */
+  readonly origin?: number | undefined;
   /** Exactly `len` bytes at `pos`; throws TRUNCATED if they are not all there. */
   read(pos: number, len: number): Uint8Array;
 }
@@ -85,6 +87,7 @@ export function subSource(src: RandomAccess, start: number, length: number): Ran
   return {
     size: length,
     name: src.name,
+    origin: (src.origin ?? 0) + start,
     read(pos: number, len: number): Uint8Array {
       if (pos < 0 || len < 0 || pos + len > length) {
         throw new J2kError(J2K_ERROR.TRUNCATED, `read of ${len} bytes past the end of the codestream (size ${length})`, {

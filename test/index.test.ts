@@ -103,6 +103,45 @@ ix('garbage in a packet body is a typed error when packets are parsed from heade
   const b = open(f.file, broken);
   const e = catchError(() => new CodestreamIndex(b.src, b.layout, { source: 'headers' }).ensureAll());
   assert.instance(e, J2kError);
+  // The offset is in the file, not in the codestream (they differ inside a JP2).
+  assert.ok((e as J2kError).offset! >= ref.offset + tp.bodyOffset, (e as Error).message);
+  assert.is((e as J2kError).file, f.file);
+});
+
+ix('errors inside a JP2 name file offsets', () => {
+  const f = fixtures().find((x) => x.ext === 'jp2' && x.args.includes('-PLT'))!;
+  const { bytes, layout, ref } = open(f.file);
+  assert.ok(ref.offset > 0);
+  const plt = layout.tileParts[0]!.plt[0]!;
+  const broken = bytes.slice();
+  broken[ref.offset + plt.dataOffset] = 0x7f; // first packet: 127 bytes
+  const b = open(f.file, broken);
+  const e = catchError(() => new CodestreamIndex(b.src, b.layout).ensureAll());
+  assert.instance(e, J2kError);
+  assert.is((e as J2kError).code, J2K_ERROR.BAD_PACKET_LENGTHS);
+  assert.ok((e as J2kError).offset! >= ref.offset + layout.tileParts[0]!.bodyOffset, (e as Error).message);
+});
+
+ix('packed packet headers (PPT) are refused with a clear UNSUPPORTED error', () => {
+  const f = fixtures().find((x) => x.ext === 'j2k' && !x.args.includes('-t'))!;
+  const { bytes, layout, ref } = open(f.file);
+  const cs = bytes.slice(ref.offset, ref.offset + ref.length);
+  const tp = layout.tileParts[0]!;
+  // Insert an (empty) PPT segment just before SOD and fix Psot.
+  const sod = tp.bodyOffset - 2;
+  const ppt = Uint8Array.of(0xff, 0x61, 0x00, 0x03, 0x00);
+  const out = new Uint8Array(cs.length + ppt.length);
+  out.set(cs.subarray(0, sod));
+  out.set(ppt, sod);
+  out.set(cs.subarray(sod), sod + ppt.length);
+  new DataView(out.buffer).setUint32(tp.offset + 6, tp.length + ppt.length);
+  const src = bufferSource(out, 'ppt.j2k');
+  const layout2 = readCodestream(src);
+  assert.is(layout2.tileParts[0]!.ppt.length, 1);
+  const e = catchError(() => new CodestreamIndex(src, layout2));
+  assert.instance(e, J2kError);
+  assert.is((e as J2kError).code, J2K_ERROR.UNSUPPORTED);
+  assert.match((e as Error).message, /PPM\/PPT/);
 });
 
 const cache = suite('index cache file');
