@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImageIndex, cachePathFor } from '../jpeg2000/index-cache.js';
-import { sequenceTableBytes } from '../jpeg2000/index.js';
+import { sequenceTableBytes } from '../jpeg2000/packet-index.js';
 import { runTool } from '../fixtures-gen/opj.js';
 import { synthSun, writePnm } from '../fixtures-gen/synth.js';
 

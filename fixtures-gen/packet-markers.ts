@@ -1,7 +1,7 @@
 import { ByteWriter } from '../jpeg2000/bytes.js';
 import type { Codestream } from '../jpeg2000/codestream.js';
 import { J2K_ERROR, J2kError } from '../jpeg2000/errors.js';
-import { CodestreamIndex } from '../jpeg2000/index.js';
+import { CodestreamIndex } from '../jpeg2000/packet-index.js';
 import { MARKER } from '../jpeg2000/markers.js';
 import { bufferSource } from '../jpeg2000/source.js';
 import { readCodestream } from '../jpeg2000/codestream.js';

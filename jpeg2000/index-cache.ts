@@ -5,7 +5,7 @@ import { readContainer, type CodestreamRef, type Container } from './boxes.js';
 import { readCodestream, readMainHeader, readTilePart, type Codestream, type TilePart } from './codestream.js';
 import { numTiles as tilesOf } from './geometry.js';
 import { J2K_ERROR, J2kError, isJ2kError } from './errors.js';
-import { CodestreamIndex, type CodestreamIndexOptions } from './index.js';
+import { CodestreamIndex, type CodestreamIndexOptions } from './packet-index.js';
 import { openFileSource, subSource, type FileSource } from './source.js';
 
 /**

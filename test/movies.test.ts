@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { boxContent, findBox, findBoxes, readContainer, readXml, type Container } from '../jpeg2000/boxes.js';
 import { J2K_ERROR, J2kError, type J2kErrorCode } from '../jpeg2000/errors.js';
 import { ImageIndex } from '../jpeg2000/index-cache.js';
-import type { CodestreamIndex } from '../jpeg2000/index.js';
+import type { CodestreamIndex } from '../jpeg2000/packet-index.js';
 import { resolveCodestreams } from '../jpeg2000/linked.js';
 import { findTool, toolVersion } from '../fixtures-gen/opj.js';
 import {

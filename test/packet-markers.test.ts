@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readContainer } from '../jpeg2000/boxes.js';
 import { readCodestream } from '../jpeg2000/codestream.js';
-import { CodestreamIndex } from '../jpeg2000/index.js';
+import { CodestreamIndex } from '../jpeg2000/packet-index.js';
 import { MARKER } from '../jpeg2000/markers.js';
 import { bufferSource } from '../jpeg2000/source.js';
 import { encodePacketLength, rewritePacketMarkers, type PacketMarkers } from '../fixtures-gen/packet-markers.js';

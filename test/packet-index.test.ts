@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { readContainer } from '../jpeg2000/boxes.js';
 import { readCodestream } from '../jpeg2000/codestream.js';
 import { J2K_ERROR, J2kError } from '../jpeg2000/errors.js';
-import { CodestreamIndex, sequenceTableBytes } from '../jpeg2000/index.js';
+import { CodestreamIndex, sequenceTableBytes } from '../jpeg2000/packet-index.js';
 import { ImageIndex, cachePathFor } from '../jpeg2000/index-cache.js';
 import { bufferSource, subSource } from '../jpeg2000/source.js';
 import { catchError, fixtureBytes, fixturePath, fixtures } from './helpers.js';
