@@ -13,7 +13,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { runIfMain } from './cli-args.js';
 import { generateMovieFixtures } from './movies.js';
 import { runTool, toolVersion } from './opj.js';
 import { encodePnm, synthSun, yuv420FromRgb, type SynthParams } from './synth.js';
@@ -433,11 +434,4 @@ function main(argv: readonly string[]): void {
   if (!only) generateMovieFixtures(join(out, 'movie'), { log: (l) => process.stdout.write(`movie/${l}\n`) });
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  try {
-    main(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  }
-}
+runIfMain(import.meta.url, main);

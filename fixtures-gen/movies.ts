@@ -16,7 +16,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { runIfMain } from './cli-args.js';
 import { frameLocation, linkedFrameFor, writeJp2, writeJpx, writeLinkedJpx, type ImageInfo } from './containers.js';
 import { runTool, toolVersion } from './opj.js';
 import { encodePnm, synthSun, type SynthParams } from './synth.js';
@@ -253,11 +254,4 @@ function main(argv: readonly string[]): void {
   process.stdout.write(`${m.frames.length} frames and ${m.containers.length} containers, ${total} bytes, in ${out}\n`);
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  try {
-    main(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  }
-}
+runIfMain(import.meta.url, main);

@@ -23,16 +23,22 @@ export interface PnmImage {
   samples: Uint8Array;
 }
 
-/** mulberry32: a 32-bit state PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
+/** mulberry32: a 32-bit state PRNG returning its raw output, integers in [0, 2^32). */
+export function mulberry32Uint(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return (t ^ (t >>> 14)) >>> 0;
   };
+}
+
+/** mulberry32: a 32-bit state PRNG returning floats in [0, 1). */
+export function mulberry32(seed: number): () => number {
+  const next = mulberry32Uint(seed);
+  return () => next() / 4294967296;
 }
 
 function checkParams(p: SynthParams): void {

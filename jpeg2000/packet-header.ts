@@ -499,7 +499,8 @@ export interface ReadPacketOptions {
 
 const reader = new PacketBitReader();
 
-function newInfo(): PacketInfo {
+/** An empty PacketInfo, e.g. to pass as ReadPacketOptions.into and reuse across packets. */
+export function newPacketInfo(): PacketInfo {
   return {
     layer: 0,
     packetStart: 0,
@@ -546,7 +547,7 @@ export function readPacket(state: PrecinctState, layer: number, src: PacketCurso
   if (layer !== state.layersRead) {
     throw new RangeError(`readPacket: layer ${layer} of a precinct whose next layer is ${state.layersRead}`);
   }
-  const out = opts.into ?? newInfo();
+  const out = opts.into ?? newPacketInfo();
   const blocks = opts.blocks;
   if (blocks !== undefined) blocks.length = 0;
   const bytes = src.bytes;

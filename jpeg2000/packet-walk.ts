@@ -2,7 +2,7 @@ import { J2K_ERROR, J2kError } from './errors.js';
 import type { TilePart } from './codestream.js';
 import type { TileGeometry } from './geometry.js';
 import type { TileCoding } from './markers.js';
-import { createPrecinctState, readPacket, type PacketCursor, type PacketInfo, type PrecinctState } from './packet-header.js';
+import { createPrecinctState, newPacketInfo, readPacket, type PacketCursor, type PrecinctState } from './packet-header.js';
 import type { PacketSequence } from './progression.js';
 import type { RandomAccess } from './source.js';
 
@@ -23,18 +23,7 @@ export interface PacketWalker {
 export function walkPackets(src: RandomAccess, coding: TileCoding, geometry: TileGeometry, sequence: PacketSequence, parts: readonly TilePart[]): PacketWalker {
   const states: (PrecinctState | undefined)[] = new Array(geometry.totalPrecincts).fill(undefined);
   const counts = new Int32Array(6);
-  const info: PacketInfo = {
-    layer: 0,
-    packetStart: 0,
-    sopPresent: false,
-    sopIndex: -1,
-    headerStart: 0,
-    headerEnd: 0,
-    ephPresent: false,
-    bodyStart: 0,
-    bodyLength: 0,
-    empty: true,
-  };
+  const info = newPacketInfo();
   const origin = src.origin ?? 0;
   let k = 0;
   let part: TilePart | undefined;

@@ -39,23 +39,11 @@ import {
   xmlBox,
   type Box,
 } from '../jpeg2000/boxes.js';
-import { J2K_ERROR, J2kError, type J2kErrorCode } from '../jpeg2000/errors.js';
+import { J2K_ERROR, J2kError } from '../jpeg2000/errors.js';
 import { bufferSource, openFileSource, type RandomAccess } from '../jpeg2000/source.js';
+import { throwsCode } from './helpers.js';
 
 const enc = new TextEncoder();
-
-/** Asserts that fn throws a J2kError with that code; returns it. */
-function throwsCode(fn: () => unknown, code: J2kErrorCode, msg?: string): J2kError {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  if (!(err instanceof J2kError)) throw new Error(`expected J2kError ${code} (${msg ?? ''}), got ${err === undefined ? 'no error' : String(err)}`);
-  assert.is(err.code, code, msg ?? err.message);
-  return err;
-}
 
 /** Calls fn; passes if it returns or throws a J2kError, fails on any other exception. */
 function onlyJ2kErrors(fn: () => unknown, what: string): void {

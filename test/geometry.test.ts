@@ -22,47 +22,14 @@ import {
   type Rect,
   type TileGeometry,
 } from '../jpeg2000/geometry.js';
-import { PROGRESSION, type ComponentCoding, type Siz, type TileCoding } from '../jpeg2000/markers.js';
+import { PROGRESSION, type Siz, type TileCoding } from '../jpeg2000/markers.js';
 import { bufferSource, subSource } from '../jpeg2000/source.js';
 import { catchError, dumpValues, fixtureBytes, fixturePath, fixtures } from './helpers.js';
+import { mkCoding, mkComp, mkSiz, randomSiz, rng } from './geometry-helpers.js';
 
 // ---------------------------------------------------------------------------
-// Builders for hand-made SIZ / coding styles
+// Shorthands (the SIZ / coding-style builders are in geometry-helpers.ts)
 // ---------------------------------------------------------------------------
-
-function mkSiz(o: Partial<Omit<Siz, 'components'>> & { comps?: [number, number][] }): Siz {
-  const xsiz = o.xsiz ?? 64;
-  const ysiz = o.ysiz ?? 64;
-  return {
-    rsiz: 0,
-    xsiz,
-    ysiz,
-    xOsiz: o.xOsiz ?? 0,
-    yOsiz: o.yOsiz ?? 0,
-    xTsiz: o.xTsiz ?? xsiz,
-    yTsiz: o.yTsiz ?? ysiz,
-    xTOsiz: o.xTOsiz ?? 0,
-    yTOsiz: o.yTOsiz ?? 0,
-    components: (o.comps ?? [[1, 1]]).map(([dx, dy]) => ({ precision: 8, signed: false, dx, dy })),
-  };
-}
-
-/** precincts: [ppx, ppy] per resolution 0..levels (omitted: 15,15 everywhere). */
-function mkComp(levels: number, xcb = 6, ycb = 6, precincts?: [number, number][]): ComponentCoding {
-  return {
-    levels,
-    xcb,
-    ycb,
-    cbStyle: 0,
-    transform: 1,
-    precincts: precincts ? precincts.map(([ppx, ppy]) => ({ ppx, ppy })) : Array.from({ length: levels + 1 }, () => ({ ppx: 15, ppy: 15 })),
-    userPrecincts: precincts !== undefined,
-  };
-}
-
-function mkCoding(components: ComponentCoding[], layers = 1): TileCoding {
-  return { layers, progression: PROGRESSION.LRCP, sop: false, eph: false, mct: 0, components, poc: [] };
-}
 
 const R = (x0: number, y0: number, x1: number, y1: number): Rect => ({ x0, y0, x1, y1 });
 
@@ -142,7 +109,7 @@ test('resolutionSizeAtDiscard', () => {
 
 test('JPIP worked example: 1024², NL = 2, 256² precincts: I = s, r1 = 1..4, r2 = 5..20', () => {
   const siz = mkSiz({ xsiz: 1024, ysiz: 1024 });
-  const g = buildTileGeometry(siz, mkCoding([mkComp(2, 6, 6, [[8, 8], [8, 8], [8, 8]])]), 0);
+  const g = buildTileGeometry(siz, mkCoding([mkComp(2, [[8, 8], [8, 8], [8, 8]])]), 0);
   assert.equal([g.precinctCount(0, 0), g.precinctCount(0, 1), g.precinctCount(0, 2)], [1, 4, 16]);
   assert.is(g.precinctTotal(0), 21);
   assert.is(g.precinctSeq(0, 1, 0), 1);
@@ -193,7 +160,7 @@ test('precinct data-bin ids: formula, round trips, unsafe ids', () => {
 
 test('code-blocks of precincts: 100x80, NL = 2, 8x8 code-blocks, 16/32/32 precincts', () => {
   const siz = mkSiz({ xsiz: 100, ysiz: 80 });
-  const g = buildTileGeometry(siz, mkCoding([mkComp(2, 3, 3, [[4, 4], [5, 5], [5, 5]])]), 0);
+  const g = buildTileGeometry(siz, mkCoding([mkComp(2, [[4, 4], [5, 5], [5, 5]], 3, 3)]), 0);
   assert.equal(g.codeBlockExponents(0, 0), { xcb: 3, ycb: 3 });
   assert.equal(g.codeBlockExponents(0, 2), { xcb: 3, ycb: 3 });
   // r = 0: LL [0,25)x[0,20), 16x16 precincts: 2x2
@@ -219,7 +186,7 @@ test('code-blocks of precincts: 100x80, NL = 2, 8x8 code-blocks, 16/32/32 precin
 test('code-blocks: precinct that covers only low-pass samples of a band axis', () => {
   // Tile-component x [3,20) y [0,2), NL = 1, resolution 1 precincts 4 wide (2 in the bands).
   const siz = mkSiz({ xsiz: 20, ysiz: 2, xOsiz: 3 });
-  const g = buildTileGeometry(siz, mkCoding([mkComp(1, 6, 6, [[15, 15], [2, 15]])]), 0);
+  const g = buildTileGeometry(siz, mkCoding([mkComp(1, [[15, 15], [2, 15]])]), 0);
   assert.equal(g.codeBlockExponents(0, 1), { xcb: 1, ycb: 6 });
   assert.equal(g.precinctGrid(0, 1), { firstX: 0, firstY: 0, numX: 5, numY: 1 });
   const sb = g.precinctSubbands(0, 1, 0);
@@ -240,7 +207,7 @@ test('code-blocks: precinct that covers only low-pass samples of a band axis', (
 
 test('components with different NL and subsampling', () => {
   const siz = mkSiz({ xsiz: 97, ysiz: 61, xOsiz: 3, yOsiz: 5, comps: [[1, 1], [2, 2], [3, 1]] });
-  const g = buildTileGeometry(siz, mkCoding([mkComp(3, 4, 4, [[3, 3], [3, 3], [4, 4], [5, 5]]), mkComp(1), mkComp(0)]), 0);
+  const g = buildTileGeometry(siz, mkCoding([mkComp(3, [[3, 3], [3, 3], [4, 4], [5, 5]], 4, 4), mkComp(1), mkComp(0)]), 0);
   assert.is(g.maxResolutions, 4);
   assert.equal(g.componentRect(1), R(2, 3, 49, 31));
   assert.equal(g.componentRect(2), R(1, 5, 33, 61));
@@ -271,7 +238,7 @@ test('bad coding styles are BAD_VALUE J2kErrors', () => {
   short.precincts.pop();
   const e2 = catchError(() => buildTileGeometry(siz, mkCoding([short, mkComp(1)]), 0));
   assert.is((e2 as J2kError).code, J2K_ERROR.BAD_VALUE);
-  const e3 = catchError(() => buildTileGeometry(siz, mkCoding([mkComp(1, 6, 6, [[0, 0], [0, 3]]), mkComp(1)]), 0));
+  const e3 = catchError(() => buildTileGeometry(siz, mkCoding([mkComp(1, [[0, 0], [0, 3]]), mkComp(1)]), 0));
   assert.is((e3 as J2kError).code, J2K_ERROR.BAD_VALUE);
   assert.throws(() => buildTileGeometry(siz, mkCoding([mkComp(1), mkComp(1)]), 1), RangeError);
 });
@@ -280,37 +247,15 @@ test('bad coding styles are BAD_VALUE J2kErrors', () => {
 // Randomised cross-checks against direct enumeration
 // ---------------------------------------------------------------------------
 
-/** Small deterministic PRNG (mulberry32). */
-function rng(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n: number): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) % n) >>> 0;
-  };
-}
-
 function randomCase(seed: number): { siz: Siz; coding: TileCoding } {
   const rnd = rng(seed);
-  const nc = 1 + rnd(3);
-  const xOsiz = rnd(3) === 0 ? 0 : rnd(40);
-  const yOsiz = rnd(3) === 0 ? 0 : rnd(40);
-  const xsiz = xOsiz + 1 + rnd(90);
-  const ysiz = yOsiz + 1 + rnd(90);
-  const xTOsiz = rnd(xOsiz + 1);
-  const yTOsiz = rnd(yOsiz + 1);
-  const xTsiz = Math.max(xOsiz - xTOsiz + 1, 1 + rnd(70));
-  const yTsiz = Math.max(yOsiz - yTOsiz + 1, 1 + rnd(70));
-  const comps: [number, number][] = Array.from({ length: nc }, () => [1 + (rnd(2) ? 0 : rnd(4)), 1 + (rnd(2) ? 0 : rnd(4))]);
-  const siz = mkSiz({ xsiz, ysiz, xOsiz, yOsiz, xTsiz, yTsiz, xTOsiz, yTOsiz, comps });
+  const { siz, comps } = randomSiz(rnd, 90, 70);
   const components = comps.map(() => {
     const levels = rnd(5);
     const pp: [number, number][] = Array.from({ length: levels + 1 }, (_, r) => [(r === 0 ? 0 : 1) + rnd(5), (r === 0 ? 0 : 1) + rnd(5)]);
-    return mkComp(levels, 2 + rnd(4), 2 + rnd(4), pp);
+    return mkComp(levels, pp, 2 + rnd(4), 2 + rnd(4));
   });
-  return { siz, coding: mkCoding(components, 1 + rnd(3)) };
+  return { siz, coding: mkCoding(components, PROGRESSION.LRCP, 1 + rnd(3)) };
 }
 
 function area(r: Rect): number {

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as assert from 'uvu/assert';
+import { J2kError, type J2kErrorCode } from '../jpeg2000/errors.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
@@ -41,4 +43,17 @@ export function catchError(fn: () => unknown): unknown {
     return e;
   }
   throw new Error('expected an error, none was thrown');
+}
+
+/** Asserts that fn throws a J2kError with that code; returns it. */
+export function throwsCode(fn: () => unknown, code: J2kErrorCode, msg?: string): J2kError {
+  let err: unknown;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  if (!(err instanceof J2kError)) throw new Error(`expected J2kError ${code} (${msg ?? ''}), got ${err === undefined ? 'no error' : String(err)}`);
+  assert.is(err.code, code, msg ?? err.message);
+  return err;
 }

@@ -4,20 +4,9 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { CodestreamRef } from '../jpeg2000/boxes.js';
-import { J2K_ERROR, J2kError, type J2kErrorCode } from '../jpeg2000/errors.js';
+import { J2K_ERROR } from '../jpeg2000/errors.js';
 import { decodeReference, encodeReference, fileUrl, resolveCodestreams, resolveReference } from '../jpeg2000/linked.js';
-
-function throwsCode(fn: () => unknown, code: J2kErrorCode, msg?: string): J2kError {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  if (!(err instanceof J2kError)) throw new Error(`expected J2kError ${code} (${msg ?? ''}), got ${err === undefined ? 'no error' : String(err)}`);
-  assert.is(err.code, code, msg ?? err.message);
-  return err;
-}
+import { throwsCode } from './helpers.js';
 
 /**
  * tmp/

@@ -18,22 +18,11 @@ import {
   type PacketInfo,
   type PrecinctShape,
 } from '../jpeg2000/packet-header.js';
+import { mulberry32 } from '../fixtures-gen/synth.js';
 
 // ---------------------------------------------------------------------------
 // A small packet-header encoder, written from ISO/IEC 15444-1 B.10, to produce
 // headers of known content.
-
-/** Seeded PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randInt(rnd: () => number, lo: number, hi: number): number {
   return lo + Math.floor(rnd() * (hi - lo + 1));
@@ -331,7 +320,7 @@ test('bit reader: MSB first, 7 bits after 0xFF, alignment consumes the byte afte
 });
 
 test('bit writer and bit reader agree on random bit strings', () => {
-  const rnd = prng(7);
+  const rnd = mulberry32(7);
   for (let c = 0; c < 200; c++) {
     const n = randInt(rnd, 1, 300);
     const bits: number[] = [];
@@ -598,7 +587,7 @@ function build(rnd: () => number, opts: { maxGrid?: number; maxLen?: number } = 
 }
 
 test('round trip: random precincts, layers, empty packets, SOP/EPH, bypass/termall (in-line headers)', () => {
-  const rnd = prng(12345);
+  const rnd = mulberry32(12345);
   let trailingFF = 0;
   let packets = 0;
   for (let c = 0; c < 600; c++) {
@@ -636,7 +625,7 @@ test('round trip: random precincts, layers, empty packets, SOP/EPH, bypass/terma
 });
 
 test('round trip without detail gives the same positions; states are independent', () => {
-  const rnd = prng(99);
+  const rnd = mulberry32(99);
   for (let c = 0; c < 200; c++) {
     const bt = build(rnd, { maxGrid: 9 });
     const states = bt.models.map((m) => createPrecinctState(m.shape, m.cbStyle));
@@ -659,7 +648,7 @@ test('round trip without detail gives the same positions; states are independent
 });
 
 test('round trip with packed headers (PPM/PPT): headers from one stream, SOP and bodies in the tile data', () => {
-  const rnd = prng(4242);
+  const rnd = mulberry32(4242);
   for (let c = 0; c < 300; c++) {
     const bt = build(rnd);
     const states = bt.models.map((m) => createPrecinctState(m.shape, m.cbStyle));
@@ -686,7 +675,7 @@ test('round trip with packed headers (PPM/PPT): headers from one stream, SOP and
 });
 
 test('truncation at every byte of a packet header is a J2kError (TRUNCATED, or BAD_PACKET_HEADER for a cut EPH)', () => {
-  const rnd = prng(2024);
+  const rnd = mulberry32(2024);
   let cuts = 0;
   for (let c = 0; c < 150; c++) {
     const bt = build(rnd, { maxGrid: 3 });
@@ -717,7 +706,7 @@ test('truncation at every byte of a packet header is a J2kError (TRUNCATED, or B
 });
 
 test('clone and copyFrom: a failed read can be retried from a saved state', () => {
-  const rnd = prng(5);
+  const rnd = mulberry32(5);
   for (let c = 0; c < 50; c++) {
     const bt = build(rnd);
     const states = bt.models.map((m) => createPrecinctState(m.shape, m.cbStyle));
@@ -741,7 +730,7 @@ test('clone and copyFrom: a failed read can be retried from a saved state', () =
 });
 
 test('hostile data: random bytes never throw anything but J2kError and always end', () => {
-  const rnd = prng(666);
+  const rnd = mulberry32(666);
   let ok = 0;
   let bad = 0;
   for (let c = 0; c < 3000; c++) {

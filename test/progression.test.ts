@@ -4,47 +4,15 @@ import { readContainer } from '../jpeg2000/boxes.js';
 import { readCodestream, tileCoding } from '../jpeg2000/codestream.js';
 import { J2K_ERROR, J2kError } from '../jpeg2000/errors.js';
 import { buildTileGeometry, numTiles, tileRect } from '../jpeg2000/geometry.js';
-import { decodePacketLengths, PROGRESSION, type ComponentCoding, type PocEntry, type Progression, type Siz, type TileCoding } from '../jpeg2000/markers.js';
+import { decodePacketLengths, PROGRESSION, type PocEntry, type Progression, type Siz, type TileCoding } from '../jpeg2000/markers.js';
 import { effectiveProgressions, forEachPacket, packetSequence, type PacketSequence } from '../jpeg2000/progression.js';
 import { bufferSource, subSource } from '../jpeg2000/source.js';
 import { catchError, fixtureBytes, fixtures } from './helpers.js';
+import { mkCoding, mkComp, mkSiz, randomSiz, rng } from './geometry-helpers.js';
 
 // ---------------------------------------------------------------------------
-// Builders
+// Shared values (the SIZ / coding-style builders are in geometry-helpers.ts)
 // ---------------------------------------------------------------------------
-
-function mkSiz(o: Partial<Omit<Siz, 'components'>> & { comps?: [number, number][] }): Siz {
-  const xsiz = o.xsiz ?? 64;
-  const ysiz = o.ysiz ?? 64;
-  return {
-    rsiz: 0,
-    xsiz,
-    ysiz,
-    xOsiz: o.xOsiz ?? 0,
-    yOsiz: o.yOsiz ?? 0,
-    xTsiz: o.xTsiz ?? xsiz,
-    yTsiz: o.yTsiz ?? ysiz,
-    xTOsiz: o.xTOsiz ?? 0,
-    yTOsiz: o.yTOsiz ?? 0,
-    components: (o.comps ?? [[1, 1]]).map(([dx, dy]) => ({ precision: 8, signed: false, dx, dy })),
-  };
-}
-
-function mkComp(levels: number, precincts?: [number, number][], xcb = 6, ycb = 6): ComponentCoding {
-  return {
-    levels,
-    xcb,
-    ycb,
-    cbStyle: 0,
-    transform: 1,
-    precincts: precincts ? precincts.map(([ppx, ppy]) => ({ ppx, ppy })) : Array.from({ length: levels + 1 }, () => ({ ppx: 15, ppy: 15 })),
-    userPrecincts: precincts !== undefined,
-  };
-}
-
-function mkCoding(components: ComponentCoding[], progression: Progression, layers = 1, poc: PocEntry[] = []): TileCoding {
-  return { layers, progression, sop: false, eph: false, mct: 0, components, poc };
-}
 
 const ORDERS: Progression[] = [PROGRESSION.LRCP, PROGRESSION.RLCP, PROGRESSION.RPCL, PROGRESSION.PCRL, PROGRESSION.CPRL];
 
@@ -178,31 +146,9 @@ function reference(siz: Siz, coding: TileCoding, t: number): Packet[] {
   return out;
 }
 
-/** Small deterministic PRNG (mulberry32). */
-function rng(seed: number): (n: number) => number {
-  let a = seed >>> 0;
-  return (n: number): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) % n) >>> 0;
-  };
-}
-
 function randomCase(seed: number): { siz: Siz; coding: TileCoding; rnd: (n: number) => number } {
   const rnd = rng(seed);
-  const nc = 1 + rnd(3);
-  const xOsiz = rnd(3) === 0 ? 0 : rnd(40);
-  const yOsiz = rnd(3) === 0 ? 0 : rnd(40);
-  const xsiz = xOsiz + 1 + rnd(70);
-  const ysiz = yOsiz + 1 + rnd(70);
-  const xTOsiz = rnd(xOsiz + 1);
-  const yTOsiz = rnd(yOsiz + 1);
-  const xTsiz = Math.max(xOsiz - xTOsiz + 1, 1 + rnd(60));
-  const yTsiz = Math.max(yOsiz - yTOsiz + 1, 1 + rnd(60));
-  const comps: [number, number][] = Array.from({ length: nc }, () => [1 + (rnd(2) ? 0 : rnd(4)), 1 + (rnd(2) ? 0 : rnd(4))]);
-  const siz = mkSiz({ xsiz, ysiz, xOsiz, yOsiz, xTsiz, yTsiz, xTOsiz, yTOsiz, comps });
+  const { siz, comps } = randomSiz(rnd, 70, 60);
   const components = comps.map(() => {
     const levels = rnd(5);
     const pp: [number, number][] = Array.from({ length: levels + 1 }, (_, r) => [(r === 0 ? 0 : 1) + rnd(4), (r === 0 ? 0 : 1) + rnd(4)]);
