@@ -135,6 +135,10 @@ export function resolveReference(url: string, opts: ResolveOptions): string {
     throw new J2kError(J2K_ERROR.MISSING_REFERENCE, `image root ${rootAbs} does not exist`, { file: rootAbs, cause: e });
   }
   const containing = path.resolve(opts.containingFile);
+  // A file outside the root gets no say about what is inside it.
+  if (!isInside(rootAbs, containing) && !isInside(rootReal, containing)) {
+    throw bad(`the linked file itself is outside the image root`, containing);
+  }
   const target = ref.kind === 'absolute' ? path.resolve(ref.path) : path.resolve(path.dirname(containing), ref.path);
   // Lexical check first (works for files that do not exist), against the root as given or as real path.
   if (!isInside(rootAbs, target) && !isInside(rootReal, target)) {
