@@ -1,0 +1,75 @@
+import { BIN_CLASS } from './constants.js';
+
+/**
+ * What a client holds, as the server keeps track of it for one session: for
+ * every data-bin, how many bytes from its start the client has (a bin is held
+ * as a prefix: JPIP servers send each bin in order). `COMPLETE` marks a bin
+ * the client has entirely.
+ *
+ * Bins are keyed by (codestream, class, in-class id), so
+ * a session costs one Map entry per bin it has touched.
+ */
+
+/** Held-bytes value of a complete bin. */
+export const COMPLETE = Number.MAX_SAFE_INTEGER;
+
+/** Classes as the model stores them (extended forms share their base class). */
+function modelClass(classId: number): number {
+  if (classId === BIN_CLASS.EXTENDED_PRECINCT) return BIN_CLASS.PRECINCT;
+  if (classId === BIN_CLASS.EXTENDED_TILE) return BIN_CLASS.TILE;
+  return classId;
+}
+
+
+export class CacheModel {
+  /** key -> held bytes (COMPLETE when the client has the whole bin). */
+  private readonly bins = new Map<string, number>();
+
+  private static key(codestream: number, classId: number, binId: number): string {
+    return `${codestream}:${modelClass(classId)}:${binId}`;
+  }
+
+  /** Bytes of the bin the client holds from its start (0 when none). */
+  held(codestream: number, classId: number, binId: number): number {
+    return this.bins.get(CacheModel.key(codestream, classId, binId)) ?? 0;
+  }
+
+  isComplete(codestream: number, classId: number, binId: number): boolean {
+    return this.held(codestream, classId, binId) === COMPLETE;
+  }
+
+  /** Records that the client now holds `bytes` from the start (only grows), or all of it. */
+  add(codestream: number, classId: number, binId: number, bytes: number, complete = false): void {
+    const k = CacheModel.key(codestream, classId, binId);
+    const before = this.bins.get(k) ?? 0;
+    const now = complete ? COMPLETE : Math.max(before, bytes);
+    if (now !== before) this.bins.set(k, now);
+  }
+
+  /** Records that the client no longer holds more than `bytes` of the bin (subtractive model). */
+  remove(codestream: number, classId: number, binId: number, bytes = 0): void {
+    const k = CacheModel.key(codestream, classId, binId);
+    const before = this.bins.get(k);
+    if (before === undefined) return;
+    if (bytes <= 0) this.bins.delete(k);
+    else if (bytes < before) this.bins.set(k, bytes);
+  }
+
+  /** Forgets everything (the target changed). */
+  clear(): void {
+    this.bins.clear();
+  }
+
+  /** Number of bins tracked. */
+  get size(): number {
+    return this.bins.size;
+  }
+
+  /** Every tracked bin (for journals and tests). */
+  *entries(): IterableIterator<{ codestream: number; classId: number; binId: number; held: number }> {
+    for (const [k, held] of this.bins) {
+      const [cs, cls, id] = k.split(':').map(Number) as [number, number, number];
+      yield { codestream: cs, classId: cls, binId: id, held };
+    }
+  }
+}

@@ -1,0 +1,220 @@
+import { createHash } from 'node:crypto';
+import { realpathSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { Codestream } from '../jpeg2000/codestream.js';
+import { J2K_ERROR, isJ2kError } from '../jpeg2000/errors.js';
+import { ImageIndex } from '../jpeg2000/index-cache.js';
+import { resolveReference } from '../jpeg2000/linked.js';
+import type { CodestreamIndex } from '../jpeg2000/packet-index.js';
+import { subSource, type RandomAccess } from '../jpeg2000/source.js';
+import { metadataBin0 } from '../jpip/metadata.js';
+import { JpipError } from '../jpip/errors.js';
+
+/**
+ * The server's registry of open images. A target name is confined to the
+ * image root (no `..`, no symlink out), opened once and shared by every
+ * session; a file replaced on disk (other size or mtime) is reopened with a
+ * new target id, so nothing stale is served. Least recently used images are
+ * closed beyond `maxOpen`, but never while a response is reading them.
+ */
+
+export interface CodestreamHandle {
+  /** Codestream bytes (offset 0 = SOC). */
+  src: RandomAccess;
+  layout: Codestream;
+  index: CodestreamIndex;
+}
+
+export class ImageEntry {
+  /** Path under the root, '/'-separated (what tids are made of; never the server path). */
+  readonly key: string;
+  readonly path: string;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly tid: string;
+  readonly image: ImageIndex;
+  /** Responses currently reading this image. */
+  users = 0;
+  closed = false;
+  private meta: Uint8Array | undefined;
+  /** Resolved paths of linked codestreams. */
+  private readonly linked = new Map<number, string>();
+  private readonly registry: ImageRegistry;
+
+  constructor(registry: ImageRegistry, key: string, abs: string, size: number, mtimeMs: number, image: ImageIndex) {
+    this.registry = registry;
+    this.key = key;
+    this.path = abs;
+    this.size = size;
+    this.mtimeMs = mtimeMs;
+    this.image = image;
+    this.tid = targetId(key, size, mtimeMs);
+  }
+
+  get codestreamCount(): number {
+    return this.image.codestreamCount;
+  }
+
+  /** Metadata-bin 0 (built once). */
+  metadata(): Uint8Array {
+    this.meta ??= metadataBin0(this.image.source, this.image.container);
+    return this.meta;
+  }
+
+  /**
+   * Codestream i, inside this file or (linked JPX) in the file it references,
+   * confined to the root. `owner` is the image whose file the bytes come from:
+   * a response acquires it while it reads.
+   */
+  codestream(i: number): CodestreamHandle & { owner: ImageEntry } {
+    const ref = this.image.container.codestreams[i];
+    if (!ref) throw new RangeError(`codestream ${i} of ${this.codestreamCount}`);
+    const layout = this.image.layout(i);
+    if (layout) {
+      return { src: subSource(this.image.source, ref.offset, ref.length), layout, index: this.image.codestream(i), owner: this };
+    }
+    if (ref.kind !== 'fragment') throw new RangeError(`codestream ${i} has no layout`);
+    let target = this.linked.get(i);
+    if (target === undefined) {
+      target = resolveReference(ref.url, { root: this.registry.rootReal, containingFile: this.path });
+      this.linked.set(i, target);
+    }
+    const entry = this.registry.openAbsolute(target);
+    const j = entry.image.container.codestreams.findIndex((c) => c.offset === ref.offset && c.length === ref.length);
+    if (j < 0 || !entry.image.layout(j)) {
+      throw new JpipError('CORRUPT_IMAGE', `codestream ${i} points at bytes ${ref.offset}+${ref.length} of ${entry.key}, which hold no codestream`);
+    }
+    return entry.codestream(j);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.image.close();
+  }
+}
+
+/** An opaque, stable id for one version of one file: from its path under the root, size and mtime. */
+export function targetId(key: string, size: number, mtimeMs: number): string {
+  return createHash('sha256').update(`${key}\0${size}\0${Math.round(mtimeMs * 1000)}`).digest('base64url').slice(0, 22);
+}
+
+export interface ImageRegistryOptions {
+  root: string;
+  cacheDir?: string | undefined;
+  /** Images kept open (file descriptors and indexes). */
+  maxOpen?: number;
+}
+
+export class ImageRegistry {
+  readonly root: string;
+  readonly rootReal: string;
+  readonly cacheDir: string | undefined;
+  readonly maxOpen: number;
+  private readonly entries = new Map<string, ImageEntry>();
+
+  constructor(opts: ImageRegistryOptions) {
+    this.root = path.resolve(opts.root);
+    this.rootReal = realpathSync(this.root);
+    if (!statSync(this.rootReal).isDirectory()) throw new Error(`image root ${this.root} is not a directory`);
+    this.cacheDir = opts.cacheDir;
+    this.maxOpen = opts.maxOpen ?? 512;
+  }
+
+  /**
+   * The absolute real path of a target named by a client ("movies/x.jpx",
+   * "/movies/x.jpx"), or a NOT_FOUND / FORBIDDEN_PATH error. Names are taken
+   * relative to the root; `..`, backslashes, NUL and links out of the root are refused.
+   */
+  resolveTarget(target: string): string {
+    const name = target.replace(/^\/+/, '');
+    if (name === '' || name.includes('\0') || name.includes('\\')) throw new JpipError('NOT_FOUND', 'no such target', 'target');
+    const segments = name.split('/');
+    if (segments.some((s) => s === '..' || s === '.')) throw new JpipError('FORBIDDEN_PATH', 'no such target (path escapes the image root)', 'target');
+    const abs = path.join(this.rootReal, ...segments);
+    let real: string;
+    try {
+      real = realpathSync(abs);
+    } catch {
+      throw new JpipError('NOT_FOUND', 'no such target', 'target');
+    }
+    if (!isInside(this.rootReal, real)) throw new JpipError('FORBIDDEN_PATH', 'no such target (path escapes the image root)', 'target');
+    return real;
+  }
+
+  /** Opens (or reuses) the image a client names. */
+  open(target: string): ImageEntry {
+    return this.openAbsolute(this.resolveTarget(target));
+  }
+
+  /** Opens (or reuses) an image by its real absolute path inside the root. */
+  openAbsolute(real: string): ImageEntry {
+    let st;
+    try {
+      st = statSync(real);
+    } catch {
+      throw new JpipError('NOT_FOUND', 'no such target', 'target');
+    }
+    if (!st.isFile()) throw new JpipError('NOT_FOUND', 'no such target (not a file)', 'target');
+    const key = path.relative(this.rootReal, real).split(path.sep).join('/');
+    const have = this.entries.get(key);
+    if (have && have.size === st.size && have.mtimeMs === st.mtimeMs) {
+      this.entries.delete(key);
+      this.entries.set(key, have); // most recently used last
+      return have;
+    }
+    if (have) this.retire(key, have);
+    let image: ImageIndex;
+    try {
+      image = ImageIndex.open(real, { cacheDir: this.cacheDir, name: key });
+    } catch (e) {
+      if (isJ2kError(e) && e.code === J2K_ERROR.NOT_JPEG2000) throw new JpipError('NOT_JPEG2000', 'the target is not a JPEG 2000 file', 'target', { cause: e });
+      if (isJ2kError(e) && e.code === J2K_ERROR.MISSING_REFERENCE) throw new JpipError('NOT_FOUND', 'no such target', 'target', { cause: e });
+      if (isJ2kError(e)) throw new JpipError('CORRUPT_IMAGE', `the target cannot be read: [${e.code}] ${e.reason}`, 'target', { cause: e });
+      throw e;
+    }
+    const entry = new ImageEntry(this, key, real, st.size, st.mtimeMs, image);
+    this.entries.set(key, entry);
+    this.evict();
+    return entry;
+  }
+
+  /** Number of images open. */
+  get openCount(): number {
+    return this.entries.size;
+  }
+
+  /** Marks an image in use by a response (it is not closed until released). */
+  acquire(e: ImageEntry): void {
+    e.users++;
+  }
+
+  release(e: ImageEntry): void {
+    e.users--;
+    if (e.users === 0 && !this.entries.has(e.key)) e.close();
+    else if (e.users === 0 && this.entries.get(e.key) !== e) e.close();
+  }
+
+  closeAll(): void {
+    for (const e of this.entries.values()) e.close();
+    this.entries.clear();
+  }
+
+  private retire(key: string, e: ImageEntry): void {
+    this.entries.delete(key);
+    if (e.users === 0) e.close();
+  }
+
+  private evict(): void {
+    for (const [key, e] of this.entries) {
+      if (this.entries.size <= this.maxOpen) break;
+      if (e.users > 0) continue;
+      this.retire(key, e);
+    }
+  }
+}
+
+function isInside(root: string, p: string): boolean {
+  const rel = path.relative(root, p);
+  return rel === '' ? false : !rel.startsWith('..') && !path.isAbsolute(rel);
+}

@@ -1,0 +1,268 @@
+import { BIN_CLASS, EOR, type StreamType } from '../jpip/constants.js';
+import { COMPLETE, type CacheModel } from '../jpip/cache-model.js';
+import { mainHeaderBin, precinctBin, rangesLength, tileBin, tileHeaderBin, type ByteRange } from '../jpip/databin-map.js';
+import { JpipError } from '../jpip/errors.js';
+import { MAX_HEADER_LENGTH, MessageWriter, encodeEor } from '../jpip/messages.js';
+import { fullView, maxDiscardLevels, orderPrecincts, planWindow, resolveView, type View, type ViewRequest } from '../jpip/window.js';
+import type { RandomAccess } from '../jpeg2000/source.js';
+import type { CodestreamHandle, ImageEntry } from './images.js';
+
+/**
+ * Turns one request into the messages of its response: metadata-bin 0, the
+ * main header of every requested codestream, the tile headers, then the
+ * precincts of the window layer by layer (LRCP inside the window, codestreams
+ * interleaved packet by packet), skipping what the client's cache model says
+ * it holds, within the `len` byte budget. Ends with an EOR whose reason is
+ * the truth: 1 image done, 2 window done, 4 byte limit.
+ *
+ * The body comes out as chunks; each chunk carries the cache-model updates of
+ * the messages it holds, which the caller commits once the chunk is written.
+ */
+
+export interface ResponseInput {
+  type: StreamType;
+  /** Codestreams to serve, in the order the client asked for them. */
+  codestreams: number[];
+  view: ViewRequest;
+  /** Highest number of quality layers to send (undefined: all). */
+  layers: number | undefined;
+  /** Components (undefined: all). */
+  comps: number[] | undefined;
+  /** Byte budget of the body (messages, EOR excluded). */
+  len: number;
+  /** Send metadata-bin 0 (always, first) and, with `metadataOnly`, nothing else. */
+  metadataOnly: boolean;
+}
+
+/** What the server reports about the window it served (JPIP-fsiz/roff/rsiz, JPIP-layers). */
+export interface ServedWindow {
+  view: View | undefined;
+  /** Layers actually available, when the request asked for more. */
+  layers: number | undefined;
+}
+
+export interface ModelUpdate {
+  codestream: number;
+  classId: number;
+  binId: number;
+  held: number;
+}
+
+export interface BodyChunk {
+  bytes: Uint8Array;
+  updates: ModelUpdate[];
+}
+
+export interface ResponsePlan {
+  served: ServedWindow;
+  /** Produces the body. Reads the image files synchronously as it goes. */
+  body(): Generator<BodyChunk, void, void>;
+}
+
+export interface ResponderOptions {
+  /** Bytes per body chunk. */
+  chunkSize: number;
+}
+
+/** A data-bin to send: where its bytes are, and up to which byte this response may go. */
+interface BinJob {
+  codestream: number;
+  classId: number;
+  binId: number;
+  src: RandomAccess | Uint8Array;
+  ranges: ByteRange[];
+  /** Total bin length: the message holding its last byte sets the completeness bit. */
+  total: number;
+  /** Send up to this many bytes of the bin. */
+  upTo: number;
+}
+
+export function planResponse(entry: ImageEntry, input: ResponseInput, model: CacheModel, opts: ResponderOptions): ResponsePlan {
+  const handles = new Map<number, CodestreamHandle>();
+  const handle = (i: number): CodestreamHandle => {
+    let h = handles.get(i);
+    if (!h) {
+      h = entry.codestream(i);
+      handles.set(i, h);
+    }
+    return h;
+  };
+  for (const i of input.codestreams) {
+    if (!Number.isInteger(i) || i < 0 || i >= entry.codestreamCount) {
+      throw new JpipError('BAD_FIELD', `codestream ${i} does not exist (the target has ${entry.codestreamCount})`, 'stream');
+    }
+  }
+  const first = input.codestreams.length > 0 ? handle(input.codestreams[0]!) : undefined;
+  let view: View | undefined;
+  let availableLayers: number | undefined;
+  if (first && !input.metadataOnly) {
+    const siz = first.layout.main.siz;
+    const codings = first.layout.tiles.map((_, t) => first.index.tile(t).coding);
+    const maxD = maxDiscardLevels(codings);
+    view = input.view.fsiz ? resolveView(siz, maxD, input.view) : fullView(siz);
+    const layers = Math.max(...codings.map((c) => c.layers));
+    if (input.layers !== undefined && input.layers > layers) availableLayers = layers;
+  }
+
+  return {
+    served: { view, layers: availableLayers },
+    *body() {
+      const writer = new MessageWriter();
+      let budget = input.len;
+      let chunk = new Uint8Array(opts.chunkSize);
+      let fill = 0;
+      let updates: ModelUpdate[] = [];
+      /** Bytes held after what this response has queued so far. */
+      const overlay = new Map<string, number>();
+      const heldNow = (cs: number, cls: number, id: number): number => overlay.get(`${cs}:${cls}:${id}`) ?? model.held(cs, cls, id);
+      let truncated = false;
+
+      const flush = function* (): Generator<BodyChunk, void, void> {
+        if (fill > 0) {
+          yield { bytes: chunk.subarray(0, fill), updates };
+          chunk = new Uint8Array(opts.chunkSize);
+          fill = 0;
+          updates = [];
+        }
+      };
+
+      /** Sends bytes [held, upTo) of a bin as far as the budget allows. Returns false when the budget is spent. */
+      const send = function* (job: BinJob): Generator<BodyChunk, boolean, void> {
+        let held = heldNow(job.codestream, job.classId, job.binId);
+        if (held === COMPLETE) return true;
+        const target = Math.min(job.upTo, job.total);
+        // An empty, complete bin (an empty tile header, an empty metadata-bin 0) is still announced once.
+        if (held >= target && !(job.total === 0 && target === 0)) return true;
+        while (held < target || (job.total === 0 && held === 0)) {
+          if (budget < MAX_HEADER_LENGTH + 1 && !(job.total === 0 && budget >= MAX_HEADER_LENGTH)) {
+            truncated = true;
+            return false;
+          }
+          const room = Math.min(budget - MAX_HEADER_LENGTH, opts.chunkSize - MAX_HEADER_LENGTH);
+          if (opts.chunkSize - fill < MAX_HEADER_LENGTH + Math.min(target - held, 1)) yield* flush();
+          const n = Math.min(target - held, room, opts.chunkSize - fill - MAX_HEADER_LENGTH);
+          const complete = held + n === job.total;
+          const start = fill;
+          fill = writer.writeHeader({ classId: job.classId, codestream: job.codestream, binId: job.binId, offset: held, length: n, complete }, chunk, fill);
+          copyBin(job, held, n, chunk, fill);
+          fill += n;
+          budget -= fill - start;
+          held = complete ? COMPLETE : held + n;
+          overlay.set(`${job.codestream}:${job.classId}:${job.binId}`, held);
+          updates.push({ codestream: job.codestream, classId: job.classId, binId: job.binId, held });
+          if (complete) return true;
+          if (fill >= opts.chunkSize - MAX_HEADER_LENGTH) yield* flush();
+        }
+        return true;
+      };
+
+      const finish = function* (reason: number): Generator<BodyChunk, void, void> {
+        const eor = encodeEor(reason);
+        if (opts.chunkSize - fill < eor.length) yield* flush();
+        chunk.set(eor, fill);
+        fill += eor.length;
+        yield* flush();
+      };
+
+      // 1. Metadata-bin 0, first, always (also for raw codestreams: then it is empty).
+      const meta = entry.metadata();
+      if (!(yield* send({ codestream: 0, classId: BIN_CLASS.METADATA, binId: 0, src: meta, ranges: [{ offset: 0, length: meta.length }], total: meta.length, upTo: meta.length }))) {
+        return yield* finish(EOR.BYTE_LIMIT_REACHED);
+      }
+      if (input.metadataOnly || !view) return yield* finish(EOR.WINDOW_DONE);
+
+      // 2. Main headers, then the window's tile headers, of every codestream.
+      const plans = input.codestreams.map((i) => {
+        const h = handle(i);
+        const siz = h.layout.main.siz;
+        const codings = h.layout.tiles.map((_, t) => h.index.tile(t).coding);
+        const v = i === input.codestreams[0] ? view! : input.view.fsiz ? resolveView(siz, maxDiscardLevels(codings), input.view)! : fullView(siz);
+        const tiles = planWindow(siz, v, (t) => ({ geom: h.index.tile(t).geometry, coding: h.index.tile(t).coding }), { components: input.comps });
+        return { i, h, view: v, tiles, items: orderPrecincts(tiles) };
+      });
+      for (const p of plans) {
+        const ranges = mainHeaderBin(p.h.layout);
+        const total = rangesLength(ranges);
+        if (!(yield* send({ codestream: p.i, classId: BIN_CLASS.MAIN_HEADER, binId: 0, src: p.h.src, ranges, total, upTo: total }))) {
+          return yield* finish(EOR.BYTE_LIMIT_REACHED);
+        }
+      }
+      if (input.type === 'jpt-stream') {
+        for (const p of plans) {
+          for (const tp of p.tiles) {
+            const ranges = tileBin(p.h.layout, tp.tile);
+            const total = rangesLength(ranges);
+            if (!(yield* send({ codestream: p.i, classId: BIN_CLASS.TILE, binId: tp.tile, src: p.h.src, ranges, total, upTo: total }))) {
+              return yield* finish(EOR.BYTE_LIMIT_REACHED);
+            }
+          }
+        }
+        return yield* finish(doneReason(plans, input));
+      }
+      for (const p of plans) {
+        for (const tp of p.tiles) {
+          const ranges = tileHeaderBin(p.h.layout, tp.tile);
+          const total = rangesLength(ranges);
+          if (!(yield* send({ codestream: p.i, classId: BIN_CLASS.TILE_HEADER, binId: tp.tile, src: p.h.src, ranges, total, upTo: total }))) {
+            return yield* finish(EOR.BYTE_LIMIT_REACHED);
+          }
+        }
+      }
+
+      // 3. Precincts, layer by layer; within a layer by resolution, component, tile, precinct; codestreams interleaved.
+      const maxLayers = Math.min(input.layers ?? Infinity, Math.max(...plans.map((p) => Math.max(...p.h.layout.tiles.map((_, t) => p.h.index.tile(t).coding.layers)))));
+      const bins = plans.map((p) => p.items.map((it) => precinctBin(p.h.index, it.t, it.c, it.s)));
+      const longest = Math.max(0, ...plans.map((p) => p.items.length));
+      for (let l = 0; l < maxLayers; l++) {
+        for (let k = 0; k < longest; k++) {
+          for (let q = 0; q < plans.length; q++) {
+            const p = plans[q]!;
+            const it = p.items[k];
+            if (!it) continue;
+            const bin = bins[q]![k]!;
+            if (l >= bin.layerEnds.length) continue;
+            const total = bin.layerEnds[bin.layerEnds.length - 1]!;
+            if (!(yield* send({ codestream: p.i, classId: BIN_CLASS.PRECINCT, binId: it.id, src: p.h.src, ranges: bin.ranges, total, upTo: bin.layerEnds[l]! }))) {
+              return yield* finish(EOR.BYTE_LIMIT_REACHED);
+            }
+          }
+        }
+      }
+      void truncated;
+      return yield* finish(doneReason(plans, input));
+    },
+  };
+}
+
+/** 1 when the whole image (every codestream asked, full size, all layers and components) is now sent, else 2. */
+function doneReason(plans: { view: View; h: CodestreamHandle }[], input: ResponseInput): number {
+  const whole = plans.every((p) => {
+    const siz = p.h.layout.main.siz;
+    const v = p.view;
+    return v.discard === 0 && !v.empty && v.roff.x === 0 && v.roff.y === 0 && v.rsiz.w === siz.xsiz - siz.xOsiz && v.rsiz.h === siz.ysiz - siz.yOsiz;
+  });
+  const allLayers = input.layers === undefined || plans.every((p) => p.h.layout.tiles.every((_, t) => input.layers! >= p.h.index.tile(t).coding.layers));
+  const allComps = input.comps === undefined || plans.every((p) => p.h.layout.main.siz.components.every((_, c) => input.comps!.includes(c)));
+  return whole && allLayers && allComps ? EOR.IMAGE_DONE : EOR.WINDOW_DONE;
+}
+
+/** Copies bin bytes [from, from+n) into out at pos. */
+function copyBin(job: BinJob, from: number, n: number, out: Uint8Array, pos: number): void {
+  if (n === 0) return;
+  let skip = from;
+  let left = n;
+  for (const r of job.ranges) {
+    if (skip >= r.length) {
+      skip -= r.length;
+      continue;
+    }
+    const take = Math.min(r.length - skip, left);
+    const bytes = job.src instanceof Uint8Array ? job.src.subarray(r.offset + skip, r.offset + skip + take) : job.src.read(r.offset + skip, take);
+    out.set(bytes, pos);
+    pos += take;
+    left -= take;
+    skip = 0;
+    if (left === 0) return;
+  }
+  throw new RangeError(`bin ${job.classId}/${job.binId}: bytes ${from}+${n} are past its end`);
+}
