@@ -1,0 +1,295 @@
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readContainer } from '../jpeg2000/boxes.js';
+import { BIN_CLASS, EOR } from '../jpip/constants.js';
+import { decodeStream } from '../jpip/messages.js';
+import { JpipClient } from '../client-sim/client.js';
+import { decodeWasm, imagesEqual } from '../client-sim/decode.js';
+import { createJpipServer, type JpipServer } from '../server/server.js';
+import { FIXTURES, fixtureBytes } from './helpers.js';
+
+const proto = suite('JPIP server: protocol, sessions, bad input');
+let srv: JpipServer;
+let base = '';
+let root = '';
+let port = 0;
+const logged: Record<string, unknown>[] = [];
+
+const IMG = 'g128-default.j2k';
+const MOVIE = 'movie/movie.jpx';
+const LINKED = 'movie/linked.jpx';
+
+proto.before(async () => {
+  root = mkdtempSync(join(tmpdir(), 'jpip-root-'));
+  for (const f of [IMG, 'rgb200x150-t64-rpcl-plt-tpr.jp2', 'g200x150-t64-lrcp.j2k']) copyFileSync(join(FIXTURES, f), join(root, f));
+  mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
+  for (const f of ['movie.jpx', 'linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
+  writeFileSync(join(root, 'notes.txt'), 'not an image\n');
+  const good = fixtureBytes(IMG);
+  writeFileSync(join(root, 'broken.j2k'), good.subarray(0, good.length - 500));
+  const outside = mkdtempSync(join(tmpdir(), 'jpip-outside-'));
+  copyFileSync(join(FIXTURES, IMG), join(outside, 'secret.j2k'));
+  symlinkSync(join(outside, 'secret.j2k'), join(root, 'link-out.j2k'));
+  srv = createJpipServer({ root, port: 0, log: (e) => logged.push(e), defaultLen: 300 });
+  base = await srv.listen();
+  port = Number(new URL(base).port);
+});
+proto.after(async () => {
+  await srv.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+async function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: Uint8Array; text: string }> {
+  const r = await fetch(`${base}${path}`, { headers });
+  const body = new Uint8Array(await r.arrayBuffer());
+  return { status: r.status, headers: r.headers, body, text: new TextDecoder().decode(body) };
+}
+
+/** Raw HTTP exchange (to see the exact status line and framing). */
+function raw(text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => s.write(text));
+    let out = '';
+    s.setEncoding('latin1');
+    s.on('data', (d) => {
+      out += d;
+      if (/\r\n0\r\n\r\n$/.test(out) || /Content-Length: 0\r\n\r\n$/.test(out)) s.end();
+    });
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+    setTimeout(() => {
+      s.destroy();
+      resolve(out);
+    }, 3000).unref();
+  });
+}
+
+proto('answers with exactly HTTP/1.1 200 OK, image/jpp-stream, chunked, no-cache, CORS, and a JPIP-cnew JHelioviewer accepts', async () => {
+  const res = await raw(`GET /${IMG}?cnew=http&type=jpp-stream&tid=0&len=512 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  const lines = res.split('\r\n');
+  assert.is(lines[0], 'HTTP/1.1 200 OK');
+  assert.match(res, /\r\nContent-Type: image\/jpp-stream\r\n/);
+  assert.match(res, /\r\nTransfer-Encoding: chunked\r\n/);
+  assert.match(res, /\r\nCache-Control: no-cache\r\n/);
+  assert.match(res, /\r\nAccess-Control-Allow-Origin: \*\r\n/);
+  assert.match(res, /\r\nAccess-Control-Expose-Headers: [^\r]*JPIP-cnew[^\r]*JPIP-tid/);
+  assert.match(res, /\r\nJPIP-cnew: cid=[A-Za-z0-9_-]{8,},path=jpip,transport=http\r\n/);
+  const tid = /\r\nJPIP-tid: ([^\r]+)\r\n/.exec(res)?.[1];
+  assert.ok(tid && !tid.includes('/') && !tid.includes(root), 'tid reveals no path');
+});
+
+proto('the target id is stable across server instances and changes when the file changes', async () => {
+  const a = await get(`/${IMG}?tid=0&len=0`);
+  const other = createJpipServer({ root, port: 0 });
+  const otherBase = await other.listen();
+  const b = await fetch(`${otherBase}/${IMG}?tid=0&len=0`);
+  await b.arrayBuffer();
+  assert.is(b.headers.get('JPIP-tid'), a.headers.get('JPIP-tid'));
+  await other.close();
+  const t = new Date(Date.now() + 10_000);
+  utimesSync(join(root, IMG), t, t);
+  const c = await get(`/${IMG}?tid=0&len=0`);
+  assert.ok(c.headers.get('JPIP-tid') && c.headers.get('JPIP-tid') !== a.headers.get('JPIP-tid'), 'new tid');
+});
+
+proto('stateless requests are served without a channel; sessions are not tied to a connection', async () => {
+  const s = await get(`/${IMG}?fsiz=32,32&len=100000`);
+  assert.is(s.status, 200);
+  assert.is(s.headers.get('JPIP-cnew'), null);
+  const items = decodeStream(s.body);
+  assert.is(items.at(-1)?.kind, 'eor');
+  const client = new JpipClient(base);
+  await client.request({ cnew: ['http'], len: 200 }, IMG);
+  const cid = client.cid!;
+  // The same channel from a brand-new TCP connection.
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    httpRequest({ host: '127.0.0.1', port, path: `/jpip?cid=${cid}&fsiz=128,128&len=100000`, agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve(Buffer.concat(parts)));
+    })
+      .on('error', reject)
+      .end();
+  });
+  const got = decodeStream(new Uint8Array(body));
+  assert.ok(got.some((m) => m.kind === 'message' && m.classId === BIN_CLASS.PRECINCT), 'precincts on the second connection');
+  // and the main header the first connection received is not sent again
+  assert.not.ok(got.some((m) => m.kind === 'message' && m.classId === BIN_CLASS.MAIN_HEADER && m.offset === 0), 'no resend of what the client holds');
+  const closed = await client.close();
+  assert.is(closed?.status, 200);
+  const after = await get(`/jpip?cid=${cid}&len=10`);
+  assert.is(after.status, 404, 'closed channel is unknown');
+  assert.match(after.text, /JPIP_ERR_UNKNOWN_CHANNEL/);
+});
+
+proto('qid is echoed; an adjusted window is reported; layers beyond the file are reported', async () => {
+  const r = await get(`/${IMG}?fsiz=100,100&qid=7&layers=9&len=50`);
+  assert.is(r.status, 200);
+  assert.is(r.headers.get('JPIP-qid'), '7');
+  assert.is(r.headers.get('JPIP-fsiz'), '64,64');
+  assert.is(r.headers.get('JPIP-layers'), '1');
+  const exact = await get(`/${IMG}?fsiz=64,64&len=50`);
+  assert.is(exact.headers.get('JPIP-fsiz'), null, 'nothing to report when nothing changed');
+});
+
+proto('metadata answers are gzip-compressed for clients that accept it', async () => {
+  const res = await new Promise<{ headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
+    httpRequest({ host: '127.0.0.1', port, path: `/${MOVIE}?metareq=[*]!!&len=100000`, headers: { 'Accept-Encoding': 'gzip' }, agent: false }, (r) => {
+      const parts: Buffer[] = [];
+      r.on('data', (d: Buffer) => parts.push(d));
+      r.on('end', () => resolve({ headers: r.headers, body: Buffer.concat(parts) }));
+    })
+      .on('error', reject)
+      .end();
+  });
+  assert.is(res.headers['content-encoding'], 'gzip');
+  const items = decodeStream(new Uint8Array(gunzipSync(res.body)));
+  const meta = items.find((m) => m.kind === 'message' && m.classId === BIN_CLASS.METADATA);
+  assert.ok(meta && meta.kind === 'message' && meta.complete, 'metadata-bin 0 complete');
+  assert.ok(!items.some((m) => m.kind === 'message' && m.classId === BIN_CLASS.PRECINCT), 'metadata only');
+  assert.is(items.at(-1)?.kind === 'eor' && items.at(-1)!.kind === 'eor' ? (items.at(-1) as { reason: number }).reason : -1, EOR.WINDOW_DONE);
+  // Placeholder boxes stand for the three codestreams.
+  const bin0 = (meta as { data: Uint8Array }).data;
+  const phld = [...Buffer.from(bin0).toString('latin1').matchAll(/phld/g)].length;
+  assert.is(phld, 3);
+});
+
+proto('POST carries the same fields as GET', async () => {
+  const r = await fetch(`${base}/${IMG}`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'fsiz=32,32&len=100000' });
+  assert.is(r.status, 200);
+  const items = decodeStream(new Uint8Array(await r.arrayBuffer()));
+  assert.ok(items.some((m) => m.kind === 'message' && m.classId === BIN_CLASS.MAIN_HEADER));
+});
+
+proto('a client model= is honoured: what it says it holds is not sent', async () => {
+  const r = await get(`/${IMG}?fsiz=128,128&len=100000&model=Hm,M0`);
+  const items = decodeStream(r.body);
+  assert.not.ok(items.some((m) => m.kind === 'message' && (m.classId === BIN_CLASS.MAIN_HEADER || m.classId === BIN_CLASS.METADATA)));
+  assert.ok(items.some((m) => m.kind === 'message' && m.classId === BIN_CLASS.PRECINCT));
+});
+
+proto('JPT-stream: tile data-bins reassemble into the original codestream', async () => {
+  const r = await get(`/g200x150-t64-lrcp.j2k?type=jpt-stream&fsiz=200,150&len=10000000`);
+  assert.is(r.status, 200);
+  assert.is(r.headers.get('Content-Type'), 'image/jpt-stream');
+  const items = decodeStream(r.body);
+  const main = items.find((m) => m.kind === 'message' && m.classId === BIN_CLASS.MAIN_HEADER) as { data: Uint8Array };
+  const tiles = items.filter((m) => m.kind === 'message' && m.classId === BIN_CLASS.TILE) as { binId: number; data: Uint8Array; offset: number }[];
+  assert.is(new Set(tiles.map((t) => t.binId)).size, 12);
+  const parts = [main.data, ...tiles.sort((a, b) => a.binId - b.binId || a.offset - b.offset).map((t) => t.data), Uint8Array.of(0xff, 0xd9)];
+  const cs = new Uint8Array(Buffer.concat(parts));
+  const orig = fixtureBytes('g200x150-t64-lrcp.j2k');
+  assert.ok(imagesEqual(await decodeWasm(cs), await decodeWasm(orig)));
+});
+
+proto('several codestreams of a JPX, interleaved, and the same through a linked JPX', async () => {
+  for (const target of [MOVIE, LINKED]) {
+    const client = new JpipClient(base);
+    await client.request({ cnew: ['http'], len: 3000, stream: [{ from: 0, to: 2, step: 1 }], fsiz: { fx: 128, fy: 128, round: 'round-down' } }, target);
+    await client.untilDone({ len: 3000, stream: [{ from: 0, to: 2, step: 1 }], fsiz: { fx: 128, fy: 128, round: 'round-down' } });
+    for (let i = 0; i < 3; i++) {
+      const frame = fixtureBytes(`movie/frames/frame 00${i}.jp2`);
+      const ref = readContainer(frame).codestreams[0]!;
+      const want = await decodeWasm(frame.slice(ref.offset, ref.offset + ref.length));
+      assert.ok(imagesEqual(await decodeWasm(client.reassemble(i).codestream), want), `${target} frame ${i}`);
+    }
+    await client.close();
+  }
+  const ctx = await get(`/${MOVIE}?context=jpxl<1-2>&fsiz=16,16&len=100000`);
+  assert.is(ctx.status, 200);
+  assert.is(ctx.headers.get('JPIP-context'), 'jpxl<1-2>=1,2');
+  const streams = new Set(decodeStream(ctx.body).flatMap((m) => (m.kind === 'message' && m.classId !== BIN_CLASS.METADATA ? [m.codestream] : [])));
+  assert.equal([...streams].sort(), [1, 2]);
+});
+
+proto("JHelioviewer's exact request sequence works end to end", async () => {
+  const client = new JpipClient(base, { headers: { 'Accept-Encoding': 'gzip' } });
+  const open = await client.request({ cnew: ['http'], type: [{ name: 'jpp-stream', ext: false }], tid: '0', len: 512 }, LINKED);
+  assert.is(open.status, 200);
+  assert.ok(client.cid);
+  let meta;
+  do meta = await client.request({ stream: [{ from: 0, to: 0, step: 1 }], metareq: { groups: [{ boxes: [{ boxType: '*', priority: false }] }], metadataOnly: true }, len: 2000000 });
+  while (meta.eor !== EOR.WINDOW_DONE && meta.eor !== EOR.IMAGE_DONE);
+  const prime = await client.untilDone({ stream: [{ from: 0, to: 0, step: 1 }], fsiz: { fx: 64, fy: 64, round: 'closest' }, rsiz: { w: 64, h: 64 }, roff: { x: 0, y: 0 }, len: 2097152 });
+  assert.ok(prime.length >= 1);
+  for (let i = 0; i < 3; i++) {
+    await client.untilDone({ stream: [{ from: i, to: i, step: 1 }], fsiz: { fx: 128, fy: 128, round: 'closest' }, rsiz: { w: 128, h: 128 }, roff: { x: 0, y: 0 }, len: 2097152 });
+    const frame = fixtureBytes(`movie/frames/frame 00${i}.jp2`);
+    const ref = readContainer(frame).codestreams[0]!;
+    assert.ok(imagesEqual(await decodeWasm(client.reassemble(i).codestream), await decodeWasm(frame.slice(ref.offset, ref.offset + ref.length))), `frame ${i}`);
+  }
+  const bye = await client.request({ cclose: [client.cid!], len: 0 });
+  assert.is(bye.status, 200);
+});
+
+proto('bad input gets the right status and a message, and never disturbs another session', async () => {
+  const client = new JpipClient(base);
+  await client.request({ cnew: ['http'], len: 100 }, IMG);
+  const cases: [string, number, RegExp][] = [
+    ['/nope.j2k?len=10', 404, /NOT_FOUND/],
+    ['/../etc/passwd?len=10', 404, /NOT_FOUND|FORBIDDEN/],
+    ['/%2e%2e/%2e%2e/etc/passwd?len=10', 404, /NOT_FOUND|FORBIDDEN/],
+    ['/jpip?target=../../etc/passwd&len=10', 404, /NOT_FOUND|FORBIDDEN/],
+    ['/jpip?target=/etc/passwd&len=10', 404, /NOT_FOUND/],
+    ['/link-out.j2k?len=10', 404, /FORBIDDEN/],
+    ['/notes.txt?len=10', 415, /NOT_JPEG2000/],
+    ['/broken.j2k?fsiz=128,128&len=100000', 500, /CORRUPT_IMAGE/],
+    ['/jpip?cid=Cnosuchchannel&len=10', 404, /UNKNOWN_CHANNEL/],
+    [`/${IMG}?fsiz=abc&len=10`, 400, /fsiz/],
+    [`/${IMG}?len=-1`, 400, /len/],
+    [`/${IMG}?fsiz=99999999999999999999,1&len=10`, 400, /fsiz/],
+    [`/${IMG}?roff=1,1&len=10`, 400, /roff|fsiz/],
+    [`/${IMG}?drate=1000&len=10`, 501, /drate/],
+    [`/${IMG}?stream=7&len=10`, 400, /stream/],
+    [`/${IMG}?len=10&len=20`, 400, /len/],
+    [`/${IMG}?${'model=' + 'P1,'.repeat(6000)}`, 414, /URI_TOO_LONG/],
+    ['/jpip?len=10', 400, /target/],
+  ];
+  for (const [path, status, why] of cases) {
+    const r = await get(path);
+    assert.is(r.status, status, `${path.slice(0, 60)}: ${r.text}`);
+    assert.match(r.text, why, path.slice(0, 60));
+  }
+  const put = await fetch(`${base}/${IMG}`, { method: 'PUT' });
+  assert.is(put.status, 405);
+  assert.ok(logged.some((e) => e['event'] === 'corrupt-image'), 'corrupt image logged');
+  // Non-JPIP fields are ignored, as other servers do.
+  const ok = await get(`/${IMG}?len=10&_=12345&foo=bar`);
+  assert.is(ok.status, 200);
+  // The session opened before all this goes on.
+  const r = await client.untilDone({ fsiz: { fx: 128, fy: 128, round: 'round-down' }, len: 100000 });
+  assert.is(r.at(-1)!.status, 200);
+  assert.ok(imagesEqual(await decodeWasm(client.reassemble(0).codestream), await decodeWasm(fixtureBytes(IMG))));
+  const health = await get('/health');
+  assert.is(health.status, 200);
+});
+
+proto('a request without len gets the configured default budget, not nothing', async () => {
+  const r = await get(`/${IMG}?fsiz=128,128`);
+  assert.is(r.status, 200);
+  const items = decodeStream(r.body);
+  assert.is((items.at(-1) as { reason: number }).reason, EOR.BYTE_LIMIT_REACHED);
+  assert.ok(r.body.length > 200 && r.body.length <= 300 + 3, `${r.body.length} bytes for a default of 300`);
+});
+
+proto('a file replaced on disk gets a new tid and is served fresh', async () => {
+  const client = new JpipClient(base);
+  await client.request({ cnew: ['http'], len: 100000, fsiz: { fx: 128, fy: 128, round: 'round-down' } }, 'g200x150-t64-lrcp.j2k');
+  const tid1 = client.tid;
+  copyFileSync(join(FIXTURES, IMG), join(root, 'g200x150-t64-lrcp.j2k'));
+  const t = new Date(Date.now() + 20_000);
+  utimesSync(join(root, 'g200x150-t64-lrcp.j2k'), t, t);
+  const fresh = new JpipClient(base);
+  await fresh.request({ cnew: ['http'], len: 100000, fsiz: { fx: 128, fy: 128, round: 'round-down' } }, 'g200x150-t64-lrcp.j2k');
+  assert.ok(fresh.tid && fresh.tid !== tid1);
+  await fresh.untilDone({ fsiz: { fx: 128, fy: 128, round: 'round-down' }, len: 100000 });
+  assert.ok(imagesEqual(await decodeWasm(fresh.reassemble(0).codestream), await decodeWasm(new Uint8Array(readFileSync(join(FIXTURES, IMG))))));
+});
+
+proto.run();
