@@ -87,7 +87,8 @@ export function planRequest(req: JpipRequest, entry: ImageEntry, defaults: PlanD
   }
   let comps: number[] | undefined;
   if (req.comps) comps = expandRanges(req.comps.map((r) => ({ ...r, step: 1 })), 16384, 'comps').list;
-  const len = Math.min(req.len ?? defaults.defaultLen, defaults.maxLen);
+  const wanted = req.len ?? defaults.defaultLen;
+  const len = Math.min(wanted, defaults.maxLen);
   return {
     input: {
       type: chooseType(req),
@@ -96,6 +97,7 @@ export function planRequest(req: JpipRequest, entry: ImageEntry, defaults: PlanD
       layers: req.layers,
       comps,
       len,
+      capped: wanted > len,
       metadataOnly: req.metareq?.metadataOnly ?? false,
     },
     streamClipped,

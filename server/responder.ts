@@ -30,6 +30,8 @@ export interface ResponseInput {
   comps: number[] | undefined;
   /** Byte budget of the body (messages, EOR excluded). */
   len: number;
+  /** The budget is the server's cap, smaller than the client's len: running out of it is EOR 7, not 4. */
+  capped?: boolean;
   /** Send metadata-bin 0 (always, first) and, with `metadataOnly`, nothing else. */
   metadataOnly: boolean;
 }
@@ -116,6 +118,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
       const overlay = new Map<string, number>();
       const heldNow = (cs: number, cls: number, id: number): number => overlay.get(`${cs}:${cls}:${id}`) ?? model.held(cs, cls, id);
       let truncated = false;
+      const limitReason = input.capped ? EOR.RESPONSE_LIMIT_REACHED : EOR.BYTE_LIMIT_REACHED;
 
       const flush = function* (): Generator<BodyChunk, void, void> {
         if (fill > 0) {
@@ -167,7 +170,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
       // 1. Metadata-bin 0, first, always (also for raw codestreams: then it is empty).
       const meta = entry.metadata();
       if (!(yield* send({ codestream: 0, classId: BIN_CLASS.METADATA, binId: 0, src: meta, ranges: [{ offset: 0, length: meta.length }], total: meta.length, upTo: meta.length }))) {
-        return yield* finish(EOR.BYTE_LIMIT_REACHED);
+        return yield* finish(limitReason);
       }
       if (input.metadataOnly || !view) return yield* finish(EOR.WINDOW_DONE);
 
@@ -184,7 +187,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
         const ranges = mainHeaderBin(p.h.layout);
         const total = rangesLength(ranges);
         if (!(yield* send({ codestream: p.i, classId: BIN_CLASS.MAIN_HEADER, binId: 0, src: p.h.src, ranges, total, upTo: total }))) {
-          return yield* finish(EOR.BYTE_LIMIT_REACHED);
+          return yield* finish(limitReason);
         }
       }
       if (input.type === 'jpt-stream') {
@@ -193,7 +196,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
             const ranges = tileBin(p.h.layout, tp.tile);
             const total = rangesLength(ranges);
             if (!(yield* send({ codestream: p.i, classId: BIN_CLASS.TILE, binId: tp.tile, src: p.h.src, ranges, total, upTo: total }))) {
-              return yield* finish(EOR.BYTE_LIMIT_REACHED);
+              return yield* finish(limitReason);
             }
           }
         }
@@ -204,7 +207,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
           const ranges = tileHeaderBin(p.h.layout, tp.tile);
           const total = rangesLength(ranges);
           if (!(yield* send({ codestream: p.i, classId: BIN_CLASS.TILE_HEADER, binId: tp.tile, src: p.h.src, ranges, total, upTo: total }))) {
-            return yield* finish(EOR.BYTE_LIMIT_REACHED);
+            return yield* finish(limitReason);
           }
         }
       }
@@ -223,7 +226,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
             if (l >= bin.layerEnds.length) continue;
             const total = bin.layerEnds[bin.layerEnds.length - 1]!;
             if (!(yield* send({ codestream: p.i, classId: BIN_CLASS.PRECINCT, binId: it.id, src: p.h.src, ranges: bin.ranges, total, upTo: bin.layerEnds[l]! }))) {
-              return yield* finish(EOR.BYTE_LIMIT_REACHED);
+              return yield* finish(limitReason);
             }
           }
         }

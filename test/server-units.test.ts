@@ -1,0 +1,81 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { CacheModel, COMPLETE } from '../jpip/cache-model.js';
+import { EOR } from '../jpip/constants.js';
+import { JpipError } from '../jpip/errors.js';
+import { decodeStream } from '../jpip/messages.js';
+import { parseRequest } from '../jpip/request.js';
+import { ImageRegistry } from '../server/images.js';
+import { MAX_CODESTREAMS_PER_REQUEST, expandRanges, planRequest } from '../server/request-plan.js';
+import { planResponse } from '../server/responder.js';
+import { SessionTable } from '../server/sessions.js';
+import { FIXTURES, catchError } from './helpers.js';
+
+const units = suite('server parts');
+
+units('sessions expire when idle, not while a request is being answered, and the table has a limit', () => {
+  let now = 0;
+  const t = new SessionTable({ maxSessions: 2, idleMs: 1000, now: () => now });
+  const a = t.open('a.jp2', 'tid');
+  const b = t.open('b.jp2', 'tid');
+  assert.match(a.cid, /^C[A-Za-z0-9_-]{16}$/);
+  assert.is.not(a.cid, b.cid);
+  const e = catchError(() => t.open('c.jp2', 'tid'));
+  assert.instance(e, JpipError);
+  assert.is((e as JpipError).status, 503);
+  now = 500;
+  t.get(a.cid); // touches a
+  now = 1400;
+  b.active = 1; // b is busy
+  assert.is(t.expire(), 0);
+  b.active = 0;
+  assert.is(t.expire(), 1, 'b expired');
+  assert.is((catchError(() => t.get(b.cid)) as JpipError).status, 404);
+  assert.is(t.get(a.cid), a);
+  now = 5000;
+  assert.is((catchError(() => t.get(a.cid)) as JpipError).code, 'JPIP_ERR_UNKNOWN_CHANNEL');
+  const c = t.open('c.jp2', 'tid');
+  assert.is(t.close('*', c), 1);
+  assert.is(t.size, 0);
+});
+
+units('the cache model holds prefixes, completes, forgets', () => {
+  const m = new CacheModel();
+  m.add(0, 0, 7, 100);
+  m.add(0, 0, 7, 50);
+  assert.is(m.held(0, 0, 7), 100);
+  m.add(0, 1, 7, 0, true); // extended precinct class shares the bin
+  assert.ok(m.isComplete(0, 0, 7));
+  m.remove(0, 0, 7, 10);
+  assert.is(m.held(0, 0, 7), 10);
+  m.remove(0, 0, 7);
+  assert.is(m.held(0, 0, 7), 0);
+  m.add(3, 6, 0, 0, true);
+  assert.equal([...m.entries()], [{ codestream: 3, classId: 6, binId: 0, held: COMPLETE }]);
+  m.clear();
+  assert.is(m.size, 0);
+});
+
+units('codestream ranges are expanded against what exists, never by the number the client wrote', () => {
+  assert.equal(expandRanges([{ from: 0, to: 4294967295, step: 1 }], 3, 'stream'), { list: [0, 1, 2], clipped: true });
+  assert.equal(expandRanges([{ from: 1, step: 2 }], 6, 'stream'), { list: [1, 3, 5], clipped: false }, 'open-ended: to the last');
+  assert.equal(expandRanges([{ from: 4294967295, to: 0, step: 1 }], 3, 'stream'), { list: [2, 1, 0], clipped: true });
+  assert.equal(expandRanges([{ from: 9, to: 3, step: 3 }], 20, 'stream'), { list: [9, 6, 3], clipped: false });
+  const e = catchError(() => expandRanges([{ from: 0, to: 10 ** 6, step: 1 }], 10 ** 6, 'stream'));
+  assert.match((e as Error).message, new RegExp(`${MAX_CODESTREAMS_PER_REQUEST}`));
+});
+
+units('a len above the server cap is served up to the cap and ends with EOR 7', () => {
+  const reg = new ImageRegistry({ root: FIXTURES });
+  const entry = reg.open('g256-irrev-8l-cb32.j2k');
+  const planned = planRequest(parseRequest('fsiz=256,256&len=100000000'), entry, { defaultLen: 1000, maxLen: 2000 });
+  assert.is(planned.input.len, 2000);
+  const chunks = [...planResponse(entry, planned.input, new CacheModel(), { chunkSize: 512 }).body()];
+  const bytes = new Uint8Array(Buffer.concat(chunks.map((c) => c.bytes)));
+  assert.ok(bytes.length <= 2003);
+  const last = decodeStream(bytes).at(-1);
+  assert.is(last?.kind === 'eor' ? last.reason : -1, EOR.RESPONSE_LIMIT_REACHED);
+  reg.closeAll();
+});
+
+units.run();
