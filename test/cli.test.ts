@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -77,7 +80,7 @@ cli('index builds a cache file per image and reports them', async () => {
 });
 
 cli('every command has --help, and a wrong command is refused', async () => {
-  for (const cmd of ['inspect', 'index']) {
+  for (const cmd of ['inspect', 'index', 'serve']) {
     const r = await run([cmd, '--help']);
     assert.match(r.out, new RegExp(`jpip-bench ${cmd}`));
   }
@@ -89,6 +92,34 @@ cli('the cache directory defaults to $JPIP_BENCH_CACHE, then XDG, then ~/.cache'
   assert.is(defaultCacheDir({ JPIP_BENCH_CACHE: '/x' }), '/x');
   assert.is(defaultCacheDir({ XDG_CACHE_HOME: '/y' }), '/y/jpip-bench/index');
   assert.match(defaultCacheDir({}), /\.cache\/jpip-bench\/index$/);
+});
+
+cli('serve prints its URL, answers, and stops cleanly on SIGTERM', async () => {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'jpip-bench.ts'), 'serve', '--root', FIXTURES, '--port', '0'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, JPIP_BENCH_CACHE: mkdtempSync(join(tmpdir(), 'jpip-serve-cache-')) },
+  });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /at (http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
+        if (m) resolve(m[1]!);
+      });
+      child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+      setTimeout(() => reject(new Error(`no URL printed: ${out}`)), 15000).unref();
+    });
+    const health = await fetch(`${url}/health`);
+    assert.is(health.status, 200);
+    const img = await fetch(`${url}/g128-default.j2k?fsiz=16,16&len=1000`);
+    assert.is(img.headers.get('content-type'), 'image/jpp-stream');
+    await img.arrayBuffer();
+  } finally {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    assert.is(await exited, 0);
+  }
 });
 
 cli.run();
