@@ -51,7 +51,9 @@ export class JpipClient {
   async request(fields: Partial<JpipRequest>, target?: string): Promise<JpipResponse> {
     const withCid = this.cid !== undefined && fields.cnew === undefined && fields.cclose === undefined ? { ...fields, cid: this.cid } : fields;
     const query = formatRequest(withCid);
-    const path = this.cid !== undefined && fields.cnew === undefined ? `/${this.path}` : `/${(target ?? '').split('/').map(encodeURIComponent).join('/')}`;
+    const onChannel = this.cid !== undefined && fields.cnew === undefined;
+    if (!onChannel && target === undefined && fields.target === undefined) throw new RangeError('JpipClient.request: no channel is open, so a target is needed');
+    const path = onChannel || target === undefined ? `/${this.path}` : `/${target.split('/').map(encodeURIComponent).join('/')}`;
     const res = await fetch(`${this.base}${path}?${query}`, {
       headers: this.opts.headers,
       signal: AbortSignal.timeout(this.opts.timeoutMs ?? 30_000),

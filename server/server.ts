@@ -30,6 +30,8 @@ export interface ServerOptions {
   /** Largest len honoured (bytes). */
   maxLen?: number;
   maxSessions?: number;
+  /** Data-bins one session may track; past this its channel ends with EOR 6 (session limit). */
+  maxSessionBins?: number;
   /** Idle time before a session is dropped (seconds). */
   sessionIdleSeconds?: number;
   /** Longest request target (path and query), in bytes: longer is 414. */
@@ -50,6 +52,7 @@ export const DEFAULTS = {
   defaultLen: 2 * 1024 * 1024, // JHelioviewer's len
   maxLen: 64 * 1024 * 1024,
   maxSessions: 10000,
+  maxSessionBins: 2_000_000,
   sessionIdleSeconds: 300,
   maxUrlLength: 16 * 1024,
   maxBodyLength: 1024 * 1024,
@@ -204,6 +207,15 @@ export function createJpipServer(options: ServerOptions): JpipServer {
       headers['JPIP-cnew'] = `cid=${session.cid},path=jpip,transport=http`;
     }
     if (jr.tid !== undefined || jr.cnew !== undefined) headers['JPIP-tid'] = entry.tid;
+    if (session && session.model.size > o.maxSessionBins) {
+      // The session's bookkeeping is at its limit: the channel is closed, the client opens a new one.
+      sessions.close([session.cid]);
+      headers['Content-Type'] = CONTENT_TYPE['jpp-stream'];
+      res.writeHead(200, headers);
+      res.end(Uint8Array.of(0, 6, 0));
+      stats.responses++;
+      return;
+    }
     const model = session?.model ?? new CacheModel();
     if (jr.tid !== undefined && jr.tid !== '0' && jr.tid !== entry.tid) model.clear();
 

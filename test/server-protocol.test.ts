@@ -12,6 +12,7 @@ import { decodeStream } from '../jpip/messages.js';
 import { JpipClient } from '../client-sim/client.js';
 import { decodeWasm, imagesEqual } from '../client-sim/decode.js';
 import { createJpipServer, type JpipServer } from '../server/server.js';
+import { linkedFrameFor, writeLinkedJpx } from '../fixtures-gen/containers.js';
 import { FIXTURES, fixtureBytes } from './helpers.js';
 
 const proto = suite('JPIP server: protocol, sessions, bad input');
@@ -27,7 +28,7 @@ const LINKED = 'movie/linked.jpx';
 
 proto.before(async () => {
   root = mkdtempSync(join(tmpdir(), 'jpip-root-'));
-  for (const f of [IMG, 'rgb200x150-t64-rpcl-plt-tpr.jp2', 'g200x150-t64-lrcp.j2k']) copyFileSync(join(FIXTURES, f), join(root, f));
+  for (const f of [IMG, 'rgb200x150-t64-rpcl-plt-tpr.jp2', 'g200x150-t64-lrcp.j2k', 'g256-irrev-8l-cb32.j2k']) copyFileSync(join(FIXTURES, f), join(root, f));
   mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
   for (const f of ['movie.jpx', 'linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
   writeFileSync(join(root, 'notes.txt'), 'not an image\n');
@@ -36,6 +37,9 @@ proto.before(async () => {
   const outside = mkdtempSync(join(tmpdir(), 'jpip-outside-'));
   copyFileSync(join(FIXTURES, IMG), join(outside, 'secret.j2k'));
   symlinkSync(join(outside, 'secret.j2k'), join(root, 'link-out.j2k'));
+  // A linked JPX inside the root whose reference leads out of it.
+  const frame = linkedFrameFor(join(root, 'movie/frames/frame 000.jp2'), fixtureBytes('movie/frames/frame 000.jp2'));
+  writeFileSync(join(root, 'movie', 'escape.jpx'), writeLinkedJpx([{ ...frame, path: undefined, url: '../../' + outside.split('/').pop() + '/secret.j2k' }]));
   srv = createJpipServer({ root, port: 0, log: (e) => logged.push(e), defaultLen: 300 });
   base = await srv.listen();
   port = Number(new URL(base).port);
@@ -250,6 +254,7 @@ proto('bad input gets the right status and a message, and never disturbs another
     [`/${IMG}?len=10&len=20`, 400, /len/],
     [`/${IMG}?${'model=' + 'P1,'.repeat(6000)}`, 414, /URI_TOO_LONG/],
     ['/jpip?len=10', 400, /target/],
+    ['/movie/escape.jpx?stream=0&fsiz=128,128&len=100000', 500, /BAD_REFERENCE/],
   ];
   for (const [path, status, why] of cases) {
     const r = await get(path);
@@ -290,6 +295,36 @@ proto('a file replaced on disk gets a new tid and is served fresh', async () => 
   assert.ok(fresh.tid && fresh.tid !== tid1);
   await fresh.untilDone({ fsiz: { fx: 128, fy: 128, round: 'round-down' }, len: 100000 });
   assert.ok(imagesEqual(await decodeWasm(fresh.reassemble(0).codestream), await decodeWasm(new Uint8Array(readFileSync(join(FIXTURES, IMG))))));
+});
+
+proto('a subtractive or layer-form model makes the server send again what the client lost', async () => {
+  const client = new JpipClient(base);
+  const fsiz = { fx: 128, fy: 128, round: 'round-down' as const };
+  assert.is((await client.request({ cnew: ['http'], fsiz, len: 100000 }, 'g256-irrev-8l-cb32.j2k')).status, 200);
+  assert.is((await client.untilDone({ fsiz, len: 100000 })).at(-1)!.eor, EOR.WINDOW_DONE);
+  // The client says it lost the main header and keeps only 2 layers of precinct 0.
+  const r = await client.request({ fsiz, len: 100000, model: [{ subtract: true, bin: { kind: 'main' } }, { subtract: true, bin: { kind: 'precinct', id: 0 }, limit: { layers: 2 } }] });
+  const msgs = r.items.filter((m) => m.kind === 'message');
+  assert.ok(msgs.some((m) => m.kind === 'message' && m.classId === BIN_CLASS.MAIN_HEADER && m.offset === 0), 'main header again');
+  const p0 = msgs.filter((m) => m.kind === 'message' && m.classId === BIN_CLASS.PRECINCT && m.binId === 0);
+  assert.ok(p0.length > 0 && p0.every((m) => m.kind === 'message' && m.offset > 0), 'precinct 0 resent from layer 2 on');
+  assert.is(msgs.length, 1 + p0.length, 'nothing else');
+  await client.close();
+});
+
+proto('a session whose bookkeeping reaches its limit is ended with EOR 6', async () => {
+  const small = createJpipServer({ root, port: 0, maxSessionBins: 3 });
+  const url = await small.listen();
+  try {
+    const client = new JpipClient(url);
+    await client.request({ cnew: ['http'], fsiz: { fx: 128, fy: 128, round: 'round-down' }, len: 100000 }, 'g200x150-t64-lrcp.j2k');
+    const r = await client.request({ fsiz: { fx: 128, fy: 128, round: 'round-down' }, len: 100000 });
+    assert.is(r.eor, EOR.SESSION_LIMIT_REACHED);
+    const after = await client.request({ len: 10 });
+    assert.is(after.status, 404, 'the channel is gone');
+  } finally {
+    await small.close();
+  }
 });
 
 proto.run();
