@@ -59,16 +59,23 @@ for (const f of fixtures()) {
     await client.close();
   });
 
-  if (sameSubsampling(f) && o1(f.file).levels >= 1) {
-    e2e(`${f.name}: a window at half size, across a precinct boundary and the image edge, decodes exactly`, async () => {
+  const levels = o1(f.file).levels;
+  const windows: [string, number, (w: number, h: number) => { roff: { x: number; y: number }; rsiz: { w: number; h: number } }][] = [
+    // runs past the right edge: clipped
+    ['at half size, across the image edge', 1, (w, h) => ({ roff: { x: Math.floor(w / 3), y: Math.floor(h / 4) }, rsiz: { w, h: Math.ceil(h / 2) } })],
+    // starts and ends on multiples of 16 (a precinct boundary for the usual precinct sizes)
+    ['at quarter size, on precinct boundaries', 2, (w, h) => ({ roff: { x: Math.min(16, w - 1), y: Math.min(16, h - 1) }, rsiz: { w: 16, h: 16 } })],
+    ['at full size, a small window inside', 0, (w, h) => ({ roff: { x: Math.floor(w / 2), y: Math.floor(h / 3) }, rsiz: { w: 9, h: 7 } })],
+  ];
+  for (const [label, d, make] of windows) {
+    if (!sameSubsampling(f) || levels < d) continue;
+    e2e(`${f.name}: a window ${label} decodes exactly`, async () => {
       const o = original(f.file);
-      const d = 1;
       const size = resolutionSizeAtDiscard(o.siz, d);
-      const roff = { x: Math.floor(size.width / 3), y: Math.floor(size.height / 4) };
-      const rsiz = { w: size.width, h: Math.ceil(size.height / 2) }; // runs past the right edge: clipped
+      const { roff, rsiz } = make(size.width, size.height);
       const client = await fetchWindow(f.file, { fsiz: { fx: size.width, fy: size.height, round: 'round-down' }, roff, rsiz }, 2048);
       const rebuilt = client.reassemble(0);
-      const rect = { x: roff.x, y: roff.y, width: size.width - roff.x, height: Math.min(rsiz.h, size.height - roff.y) };
+      const rect = { x: roff.x, y: roff.y, width: Math.min(rsiz.w, size.width - roff.x), height: Math.min(rsiz.h, size.height - roff.y) };
       const want = cropImage(await decodeWasm(o.codestream, { reduce: d }), rect);
       const got = cropImage(await decodeWasm(rebuilt.codestream, { reduce: d }), rect);
       assert.ok(imagesEqual(got, want), 'same pixels in the window');
