@@ -312,6 +312,27 @@ proto('a subtractive or layer-form model makes the server send again what the cl
   await client.close();
 });
 
+proto('layers=, comps= and stream ranges with steps limit what is sent', async () => {
+  // layers=1 of an 8-layer image: the rebuilt stream decodes like the original's first layer.
+  const client = new JpipClient(base);
+  const fsiz = { fx: 256, fy: 256, round: 'round-down' as const };
+  await client.request({ cnew: ['http'], fsiz, layers: 1, len: 100000 }, 'g256-irrev-8l-cb32.j2k');
+  await client.untilDone({ fsiz, layers: 1, len: 100000 });
+  const orig = fixtureBytes('g256-irrev-8l-cb32.j2k');
+  assert.ok(imagesEqual(await decodeWasm(client.reassemble(0).codestream), await decodeWasm(orig, { layers: 1 })), 'first layer only');
+  assert.not.ok(imagesEqual(await decodeWasm(client.reassemble(0).codestream), await decodeWasm(orig)), 'and not more');
+  await client.close();
+  // comps=1 of an RGB image: only component 1's precincts (bin id = t + (c + s*3)*tiles).
+  const rgb = await get(`/rgb200x150-t64-rpcl-plt-tpr.jp2?fsiz=200,150&comps=1&len=1000000`);
+  const ids = decodeStream(rgb.body).flatMap((m) => (m.kind === 'message' && m.classId === BIN_CLASS.PRECINCT ? [m.binId] : []));
+  assert.ok(ids.length > 0);
+  assert.ok(ids.every((id) => Math.floor(id / 12) % 3 === 1), 'component 1 only');
+  // stream=0-2:2 is codestreams 0 and 2.
+  const two = await get(`/${MOVIE}?stream=0-2:2&fsiz=16,16&len=1000000`);
+  const streams = new Set(decodeStream(two.body).flatMap((m) => (m.kind === 'message' && m.classId !== BIN_CLASS.METADATA ? [m.codestream] : [])));
+  assert.equal([...streams].sort(), [0, 2]);
+});
+
 proto('a session whose bookkeeping reaches its limit is ended with EOR 6', async () => {
   const small = createJpipServer({ root, port: 0, maxSessionBins: 3 });
   const url = await small.listen();
