@@ -6,7 +6,8 @@ import { readCodestream, readMainHeader, readTilePart, type Codestream, type Til
 import { numTiles as tilesOf } from './geometry.js';
 import { J2K_ERROR, J2kError, isJ2kError } from './errors.js';
 import { CodestreamIndex, type CodestreamIndexOptions } from './packet-index.js';
-import { openFileSource, subSource, type FileSource } from './source.js';
+import { openFileSource, type FileSource } from './file-source.js';
+import { subSource } from './source.js';
 
 /**
  * The hybrid index of one image file, as the ESA server's paper describes it:

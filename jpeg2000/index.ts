@@ -6,6 +6,7 @@
  */
 export * from './errors.js';
 export * from './source.js';
+export * from './file-source.js';
 export * from './boxes.js';
 export * from './linked.js';
 export * from './markers.js';

@@ -1,11 +1,10 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { J2K_ERROR, J2kError } from './errors.js';
 
 /**
  * Random access to the bytes of a file or buffer. Parsers read through this so
  * a multi-gigabyte file is never loaded whole: only headers and the byte ranges
- * asked for. Reads are synchronous positional reads (`pread`), which are fast
- * from the page cache and safe to share between worker threads.
+ * asked for. Plain JS (a browser can use it); the file-backed source, with
+ * synchronous positional reads (`pread`), is in file-source.ts.
  */
 export interface RandomAccess {
   /** Total size in bytes. */
@@ -28,53 +27,6 @@ export function bufferSource(bytes: Uint8Array, name?: string): RandomAccess {
         throw new J2kError(J2K_ERROR.TRUNCATED, `read of ${len} bytes past the end (size ${bytes.length})`, { file: name, offset: pos });
       }
       return bytes.subarray(pos, pos + len);
-    },
-  };
-}
-
-/** A RandomAccess over an open file descriptor. `close()` releases it. */
-export interface FileSource extends RandomAccess {
-  readonly fd: number;
-  readonly mtimeMs: number;
-  close(): void;
-}
-
-export function openFileSource(path: string, name: string = path): FileSource {
-  const fd = openSync(path, 'r');
-  let st;
-  try {
-    st = fstatSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    throw e;
-  }
-  const size = st.size;
-  let closed = false;
-  return {
-    fd,
-    size,
-    name,
-    mtimeMs: st.mtimeMs,
-    read(pos: number, len: number): Uint8Array {
-      if (pos < 0 || len < 0 || pos + len > size) {
-        throw new J2kError(J2K_ERROR.TRUNCATED, `read of ${len} bytes past the end (size ${size})`, { file: name, offset: pos });
-      }
-      const out = new Uint8Array(len);
-      let done = 0;
-      while (done < len) {
-        const n = readSync(fd, out, done, len - done, pos + done);
-        if (n === 0) {
-          throw new J2kError(J2K_ERROR.TRUNCATED, `file shrank while reading`, { file: name, offset: pos + done });
-        }
-        done += n;
-      }
-      return out;
-    },
-    close(): void {
-      if (!closed) {
-        closed = true;
-        closeSync(fd);
-      }
     },
   };
 }

@@ -1,4 +1,4 @@
-import { readBoxContent, type Box, type Container } from '../jpeg2000/boxes.js';
+import { concatBytes, readBoxContent, type Box, type Container } from '../jpeg2000/boxes.js';
 import type { RandomAccess } from '../jpeg2000/source.js';
 
 /**
@@ -62,13 +62,5 @@ export function metadataBin0(src: RandomAccess, container: Container): Uint8Arra
       if (box.contentLength > 0) parts.push(readBoxContent(src, box));
     }
   });
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }

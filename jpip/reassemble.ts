@@ -4,7 +4,8 @@ import { buildTileGeometry, numTiles as tilesOf, type TileGeometry } from '../jp
 import { MARKER, markerName, type TileCoding } from '../jpeg2000/markers.js';
 import { createPrecinctState, newPacketInfo, readPacket, type PacketCursor } from '../jpeg2000/packet-header.js';
 import { packetSequence } from '../jpeg2000/progression.js';
-import type { RandomAccess } from '../jpeg2000/source.js';
+import { bufferSource } from '../jpeg2000/source.js';
+import { concatBytes } from '../jpeg2000/boxes.js';
 
 /**
  * Client side: rebuilds a codestream that any JPEG 2000 decoder accepts from
@@ -95,19 +96,6 @@ export interface ReassembleResult {
   problems: ReassembleProblem[];
 }
 
-/** A RandomAccess over bytes (kept here: jpeg2000/source.ts also holds the Node file source). */
-function memorySource(bytes: Uint8Array, name: string): RandomAccess {
-  return {
-    size: bytes.length,
-    name,
-    read(pos: number, len: number): Uint8Array {
-      if (pos < 0 || len < 0 || pos + len > bytes.length) {
-        throw new J2kError(J2K_ERROR.TRUNCATED, `read of ${len} bytes past the end (size ${bytes.length})`, { file: name, offset: pos });
-      }
-      return bytes.subarray(pos, pos + len);
-    },
-  };
-}
 
 function sot(t: number, psot: number): Uint8Array {
   return Uint8Array.of(0xff, 0x90, 0, 10, t >> 8, t & 0xff, psot >>> 24, (psot >>> 16) & 0xff, (psot >>> 8) & 0xff, psot & 0xff, 0, 1);
@@ -122,7 +110,7 @@ export function parseMainHeaderBin(bytes: Uint8Array): MainHeader {
   const probe = new Uint8Array(bytes.length + 12);
   probe.set(bytes);
   probe.set(sot(0, 0), bytes.length);
-  const main = readMainHeader(memorySource(probe, 'main header data-bin'));
+  const main = readMainHeader(bufferSource(probe, 'main header data-bin'));
   if (main.end !== bytes.length) {
     throw new J2kError(J2K_ERROR.BAD_MARKER, `main header data-bin: an SOT at ${main.end} before its end (${bytes.length})`, { offset: main.end });
   }
@@ -184,7 +172,7 @@ export function tileCodingFrom(main: MainHeader, t: number, headerSegments: read
   bytes[at] = 0xff;
   bytes[at + 1] = 0x93;
   const nt = tilesOf(main.siz);
-  const tp = readTilePart(memorySource(bytes, `tile ${t} header data-bin`), 0, main, nt);
+  const tp = readTilePart(bufferSource(bytes, `tile ${t} header data-bin`), 0, main, nt);
   const tiles: number[][] = [];
   tiles[t] = [0];
   return tileCoding({ main, tileParts: [tp], tiles }, t);
@@ -339,13 +327,6 @@ export function reassemble(input: ReassembleInput, opts: ReassembleOptions = {})
   }
   chunks.push(Uint8Array.of(0xff, 0xd9));
 
-  let total = 0;
-  for (const ch of chunks) total += ch.length;
-  const codestream = new Uint8Array(total);
-  let at = 0;
-  for (const ch of chunks) {
-    codestream.set(ch, at);
-    at += ch.length;
-  }
+  const codestream = concatBytes(chunks);
   return { codestream, main, packets, emptyPackets, packetBytes, tileComponents, missingTileHeaders, problems };
 }

@@ -40,7 +40,8 @@ import {
   type Box,
 } from '../jpeg2000/boxes.js';
 import { J2K_ERROR, J2kError } from '../jpeg2000/errors.js';
-import { bufferSource, openFileSource, type RandomAccess } from '../jpeg2000/source.js';
+import { openFileSource } from '../jpeg2000/file-source.js';
+import { bufferSource, type RandomAccess } from '../jpeg2000/source.js';
 import { throwsCode } from './helpers.js';
 
 const enc = new TextEncoder();

@@ -20,7 +20,7 @@ import {
 } from '../jpeg2000/boxes.js';
 import { J2K_ERROR, J2kError } from '../jpeg2000/errors.js';
 import { resolveCodestreams } from '../jpeg2000/linked.js';
-import { openFileSource } from '../jpeg2000/source.js';
+import { openFileSource } from '../jpeg2000/file-source.js';
 import { frameLocation, linkedFrameFor, writeJp2, writeJpx, writeLinkedJpx, type LinkedFrame } from '../fixtures-gen/containers.js';
 
 const enc = new TextEncoder();

@@ -1,20 +1,11 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mulberry32 } from '../fixtures-gen/synth.js';
 import { BIN_CLASS, EOR } from '../jpip/constants.js';
 import { JpipError } from '../jpip/errors.js';
 import { DataBin, DataBinStore, storeClassOf, type BinMessage } from '../jpip/databins.js';
 import { MessageWriter, decodeStream, type DecodedItem } from '../jpip/messages.js';
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randInt(rnd: () => number, lo: number, hi: number): number {
   return lo + Math.floor(rnd() * (hi - lo + 1));
@@ -125,7 +116,7 @@ bins('touching pieces merge', () => {
 });
 
 bins('random pieces in random order match a reference', () => {
-  const rnd = prng(11);
+  const rnd = mulberry32(11);
   for (let round = 0; round < 60; round++) {
     const n = randInt(rnd, 1, round < 30 ? 300 : 20000);
     const ref = content(n, round);

@@ -1,5 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { mulberry32 } from '../fixtures-gen/synth.js';
 import { BIN_CLASS, EOR } from '../jpip/constants.js';
 import { JpipError } from '../jpip/errors.js';
 import {
@@ -25,16 +26,6 @@ import {
 // Helpers
 
 /** Seeded PRNG (mulberry32): the same sequence on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randInt(rnd: () => number, lo: number, hi: number): number {
   return lo + Math.floor(rnd() * (hi - lo + 1));
@@ -392,7 +383,7 @@ vbas('too long, too large or truncated is BAD_STREAM', () => {
 });
 
 vbas('random values round trip', () => {
-  const rnd = prng(7);
+  const rnd = mulberry32(7);
   for (let i = 0; i < 2000; i++) {
     const v = i < 1000 ? randInt(rnd, 0, 2 ** 32) : Math.floor(rnd() * 2 ** 53);
     const e = encodeVbas(v);
@@ -443,7 +434,7 @@ enc('short forms after the first message, full form after reset', () => {
 enc('writeHeader writes in place, same bytes as header()', () => {
   const a = new MessageWriter();
   const b = new MessageWriter();
-  const rnd = prng(3);
+  const rnd = mulberry32(3);
   const buf = new Uint8Array(4096);
   let p = 0;
   const copies: Uint8Array[] = [];
@@ -509,7 +500,7 @@ enc.run();
 const rt = suite('messages: round trips');
 
 rt('random responses: whole, one byte at a time, random splits', () => {
-  const rnd = prng(20240601);
+  const rnd = mulberry32(20240601);
   for (let round = 0; round < 40; round++) {
     const specs = randomSpecs(rnd, randInt(rnd, 1, 60));
     const bytes = encodeWithWriter(specs, rnd);
@@ -521,7 +512,7 @@ rt('random responses: whole, one byte at a time, random splits', () => {
 });
 
 rt('non-minimal fields and every valid form decode the same', () => {
-  const rnd = prng(99);
+  const rnd = mulberry32(99);
   for (let round = 0; round < 40; round++) {
     const specs = randomSpecs(rnd, randInt(rnd, 1, 40));
     const bytes = encodeLoose(specs, rnd);
@@ -617,7 +608,7 @@ rt.run();
 const hostile = suite('messages: hostile streams');
 
 hostile('truncation at every byte: BAD_STREAM, or a prefix of the items', () => {
-  const rnd = prng(4242);
+  const rnd = mulberry32(4242);
   for (let round = 0; round < 6; round++) {
     const specs = randomSpecs(rnd, 12).map((s) =>
       s.kind === 'message' ? { ...s, m: { ...s.m, data: s.m.data.subarray(0, 40) } } : s,
@@ -652,7 +643,7 @@ hostile('truncated worked example: end() throws exactly inside messages', () => 
 });
 
 hostile('random garbage: only BAD_STREAM, always terminates', () => {
-  const rnd = prng(1);
+  const rnd = mulberry32(1);
   let errors = 0;
   for (let round = 0; round < 400; round++) {
     const garbage = new Uint8Array(randInt(rnd, 1, 400));
@@ -674,7 +665,7 @@ hostile('random garbage: only BAD_STREAM, always terminates', () => {
 });
 
 hostile('mutated valid streams: only BAD_STREAM, always terminates', () => {
-  const rnd = prng(77);
+  const rnd = mulberry32(77);
   for (let round = 0; round < 300; round++) {
     const bytes = encodeWithWriter(randomSpecs(rnd, 8)).slice();
     const flips = randInt(rnd, 1, 4);
