@@ -1,6 +1,7 @@
 import yargs, { type Argv } from 'yargs';
 import { isJ2kError } from '../jpeg2000/errors.js';
 import { register as registerConform } from './commands/conform.js';
+import { register as registerFixtures } from './commands/fixtures.js';
 import { register as registerIndex } from './commands/index.js';
 import { register as registerInspect } from './commands/inspect.js';
 import { register as registerServe } from './commands/serve.js';
@@ -9,7 +10,7 @@ import { defaultIo, type CliIo } from './io.js';
 export { defaultCacheDir, type CliIo } from './io.js';
 
 /** Every command, in the order --help lists them. Each lives in bin/commands/. */
-const COMMANDS: ((y: Argv, io: CliIo) => Argv)[] = [registerServe, registerConform, registerInspect, registerIndex];
+const COMMANDS: ((y: Argv, io: CliIo) => Argv)[] = [registerServe, registerConform, registerFixtures, registerInspect, registerIndex];
 
 /**
  * Builds the `jpip-bench` command line. Each command maps flags to the options

@@ -1,11 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { readContainer, type CodestreamRef, type Container } from './boxes.js';
 import { readCodestream, readMainHeader, readTilePart, type Codestream, type TilePart } from './codestream.js';
 import { numTiles as tilesOf } from './geometry.js';
 import { J2K_ERROR, J2kError, isJ2kError } from './errors.js';
 import { CodestreamIndex, type CodestreamIndexOptions } from './packet-index.js';
+import { writeFileAtomically } from './atomic-file.js';
 import { openFileSource, type FileSource } from './file-source.js';
 import { subSource } from './source.js';
 
@@ -196,7 +197,7 @@ export class ImageIndex {
       }
       data.codestreams.push(entry);
     });
-    writeAtomically(file, JSON.stringify(data));
+    writeFileAtomically(file, JSON.stringify(data));
   }
 }
 
@@ -206,24 +207,6 @@ function isLocal(ref: CodestreamRef): boolean {
 
 function hasCoding(tp: TilePart): boolean {
   return tp.cod !== undefined || tp.coc.length > 0 || tp.qcd !== undefined || tp.qcc.length > 0 || tp.poc.length > 0;
-}
-
-/** Writes a file so that readers see the old or the new content, never half of one. */
-export function writeAtomically(file: string, content: string): void {
-  const dir = join(file, '..');
-  mkdirSync(dir, { recursive: true });
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    writeFileSync(tmp, content);
-    renameSync(tmp, file);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* already gone */
-    }
-    throw e;
-  }
 }
 
 function encodePacketTables(tables: Uint32Array[]): Record<string, string> {
