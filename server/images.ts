@@ -13,9 +13,15 @@ import { JpipError } from '../jpip/errors.js';
 /**
  * The server's registry of open images. A target name is confined to the
  * image root (no `..`, no symlink out), opened once and shared by every
- * session; a file replaced on disk (other size or mtime) is reopened with a
- * new target id, so nothing stale is served. Least recently used images are
- * closed beyond `maxOpen`, but never while a response is reading them.
+ * session (one copy of each image's index per process, never one per
+ * connection or session); a file replaced on disk (other size or mtime) is
+ * reopened with a new target id, so nothing stale is served.
+ *
+ * Two budgets bound it: `maxOpen` open image files (one descriptor each) and
+ * `maxBytes` of index memory (packet tables, which grow as responses index
+ * more tiles, plus an estimate of the parsed headers). Beyond either, the
+ * least recently used images are closed, but never while a response is
+ * reading them: then the registry stays over budget until they are released.
  */
 
 export interface CodestreamHandle {
@@ -36,6 +42,10 @@ export class ImageEntry {
   /** Responses currently reading this image. */
   users = 0;
   closed = false;
+  /** Index bytes this entry was last counted with in the registry's total. */
+  accountedBytes = 0;
+  /** Bytes of parsed headers (tile-part table, PLT references, main headers): an estimate, fixed at open. */
+  private readonly structureBytes: number;
   private meta: Uint8Array | undefined;
   /** Resolved paths of linked codestreams. */
   private readonly linked = new Map<number, string>();
@@ -49,6 +59,12 @@ export class ImageEntry {
     this.mtimeMs = mtimeMs;
     this.image = image;
     this.tid = targetId(key, size, mtimeMs);
+    this.structureBytes = structureEstimate(image);
+  }
+
+  /** Index memory of this image now: packet tables, metadata-bin 0, parsed headers (estimate). */
+  memoryBytes(): number {
+    return this.image.memoryBytes() + (this.meta?.length ?? 0) + this.structureBytes;
   }
 
   get codestreamCount(): number {
@@ -94,6 +110,18 @@ export class ImageEntry {
   }
 }
 
+/** Rough bytes of the parsed structure of an image's local codestreams (objects, not typed arrays). */
+function structureEstimate(image: ImageIndex): number {
+  let n = 1024 + image.codestreamCount * 128;
+  for (let i = 0; i < image.codestreamCount; i++) {
+    const layout = image.layout(i);
+    if (!layout) continue;
+    n += 2048 + layout.main.siz.components.length * 64;
+    for (const tp of layout.tileParts) n += 256 + (tp.plt.length + tp.segments.length) * 64;
+  }
+  return n;
+}
+
 /** An opaque, stable id for one version of one file: from its path under the root, size and mtime. */
 export function targetId(key: string, size: number, mtimeMs: number): string {
   return createHash('sha256').update(`${key}\0${size}\0${Math.round(mtimeMs * 1000)}`).digest('base64url').slice(0, 22);
@@ -104,14 +132,21 @@ export interface ImageRegistryOptions {
   cacheDir?: string | undefined;
   /** Images kept open (file descriptors and indexes). */
   maxOpen?: number;
+  /** Index memory budget, in bytes (default: unbounded). */
+  maxBytes?: number;
 }
 
 export class ImageRegistry {
   readonly root: string;
   readonly rootReal: string;
   readonly cacheDir: string | undefined;
-  readonly maxOpen: number;
+  maxOpen: number;
+  maxBytes: number;
   private readonly entries = new Map<string, ImageEntry>();
+  /** Sum of the entries' accountedBytes (entries retired while in use included until closed). */
+  private total = 0;
+  /** Images closed to keep within the budgets (for metrics and tests). */
+  evictions = 0;
 
   constructor(opts: ImageRegistryOptions) {
     this.root = path.resolve(opts.root);
@@ -119,7 +154,27 @@ export class ImageRegistry {
     if (!statSync(this.rootReal).isDirectory()) throw new Error(`image root ${this.root} is not a directory`);
     this.cacheDir = opts.cacheDir;
     this.maxOpen = opts.maxOpen ?? 512;
+    this.maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
   }
+
+  /** Changes the budgets (a config reload) and applies them. */
+  setBudgets(maxOpen: number, maxBytes: number): void {
+    this.maxOpen = maxOpen;
+    this.maxBytes = maxBytes;
+    this.evict();
+  }
+
+  /** Index memory held by open images (as last measured: on open and when a response releases an image). */
+  get bytes(): number {
+    return this.total;
+  }
+
+  /** Image files open (one descriptor each), images retired but still read by a response included. */
+  get openFiles(): number {
+    return this.fileCount;
+  }
+
+  private fileCount = 0;
 
   /**
    * The absolute real path of a target named by a client ("movies/x.jpx",
@@ -174,7 +229,9 @@ export class ImageRegistry {
       throw e;
     }
     const entry = new ImageEntry(this, key, real, st.size, st.mtimeMs, image);
+    this.fileCount++;
     this.entries.set(key, entry);
+    this.account(entry);
     this.evict();
     return entry;
   }
@@ -191,25 +248,48 @@ export class ImageRegistry {
 
   release(e: ImageEntry): void {
     e.users--;
-    if (e.users === 0 && !this.entries.has(e.key)) e.close();
-    else if (e.users === 0 && this.entries.get(e.key) !== e) e.close();
+    if (e.users > 0) return;
+    if (this.entries.get(e.key) !== e) {
+      this.closeEntry(e);
+      return;
+    }
+    // The response may have indexed more tiles: count them, and keep within the budgets.
+    this.account(e);
+    this.evict();
   }
 
   closeAll(): void {
-    for (const e of this.entries.values()) e.close();
+    for (const e of this.entries.values()) this.closeEntry(e);
     this.entries.clear();
+  }
+
+  private account(e: ImageEntry): void {
+    const now = e.memoryBytes();
+    this.total += now - e.accountedBytes;
+    e.accountedBytes = now;
+  }
+
+  private closeEntry(e: ImageEntry): void {
+    if (e.closed) return;
+    e.close();
+    this.fileCount--;
+    this.total -= e.accountedBytes;
+    e.accountedBytes = 0;
   }
 
   private retire(key: string, e: ImageEntry): void {
     this.entries.delete(key);
-    if (e.users === 0) e.close();
+    if (e.users === 0) this.closeEntry(e);
   }
 
+  /** Closes least recently used images not being read until both budgets hold (or only images in use are left). */
   private evict(): void {
+    if (this.entries.size <= this.maxOpen && this.total <= this.maxBytes) return;
     for (const [key, e] of this.entries) {
-      if (this.entries.size <= this.maxOpen) break;
+      if (this.entries.size <= this.maxOpen && this.total <= this.maxBytes) break;
       if (e.users > 0) continue;
       this.retire(key, e);
+      this.evictions++;
     }
   }
 }

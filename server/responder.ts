@@ -16,7 +16,8 @@ import type { CodestreamHandle, ImageEntry } from './images.js';
  * the truth: 1 image done, 2 window done, 4 byte limit.
  *
  * The body comes out as chunks; each chunk carries the cache-model updates of
- * the messages it holds, which the caller commits once the chunk is written.
+ * the messages it holds, which the caller commits once the whole response is
+ * written (a client takes a cut response for a failed one).
  */
 
 export interface ResponseInput {
@@ -53,6 +54,8 @@ export interface ModelUpdate {
 export interface BodyChunk {
   bytes: Uint8Array;
   updates: ModelUpdate[];
+  /** On the last chunk: the reason of the EOR that ends the body. */
+  eor?: number;
 }
 
 export interface ResponsePlan {
@@ -164,7 +167,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
         if (opts.chunkSize - fill < eor.length) yield* flush();
         chunk.set(eor, fill);
         fill += eor.length;
-        yield* flush();
+        yield { bytes: chunk.subarray(0, fill), updates, eor: reason };
       };
 
       // 1. Metadata-bin 0, first, always (also for raw codestreams: then it is empty).

@@ -1,74 +1,95 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createGzip } from 'node:zlib';
 import { CONTENT_TYPE } from '../jpip/constants.js';
-import { CacheModel } from '../jpip/cache-model.js';
+import { CacheModel, COMPLETE } from '../jpip/cache-model.js';
 import { JpipError, isJpipError } from '../jpip/errors.js';
 import { parseRequest, type JpipRequest } from '../jpip/request.js';
 import { isJ2kError } from '../jpeg2000/errors.js';
+import { LISTEN_BACKLOG, isValidatedConfig, validateConfig, type ServerConfig } from './config.js';
+import type { InflightFlags } from './flags.js';
 import { ImageRegistry, type ImageEntry } from './images.js';
+import { SessionJournal, type HeldUpdate, type ReplayResult, type ResponseMark } from './journal.js';
+import { createLogger, type Logger, type RequestLogEntry } from './log.js';
+import { createMetrics, isLoopback, type ServerMetrics } from './metrics.js';
 import { applyModel, planRequest } from './request-plan.js';
-import { planResponse, type BodyChunk } from './responder.js';
+import { planResponse, type BodyChunk, type ModelUpdate } from './responder.js';
 import { SessionTable, type Session } from './sessions.js';
 
 /**
  * The JPIP server: HTTP/1.1 with keep-alive, JPP-stream (and JPT-stream)
- * responses, sessions that outlive connections. One process; the supervisor
- * that keeps it alive across crashes is built on top of `createJpipServer`.
+ * responses, sessions that outlive connections, within bounds (connections,
+ * sessions, timeouts against slow clients, index memory, open files).
+ *
+ * It runs in two ways. In-process, `listen()` accepts connections itself
+ * (tests, `serve --single-process`). In a worker process, the supervisor owns
+ * the listening socket and hands every connection in with `adopt()`; the
+ * server tells it when a connection closes and, through `InflightFlags`,
+ * which connections have a request in flight, and keeps a session journal so
+ * that the next worker takes over the sessions if this one dies. Both ways
+ * run the same code below.
+ *
+ * Cache-model updates of a response are committed (and journaled) once the
+ * whole response has been written to the socket: a client takes a cut
+ * response for a failed one, so the server must too.
  */
 
-export interface ServerOptions {
+export interface ServerOptions extends Partial<ServerConfig> {
   /** The image root: every target is a file under it. */
   root: string;
-  host?: string;
-  /** 0 picks a free port. */
-  port?: number;
-  /** Index cache directory (none: indexes are built in memory only). */
-  cacheDir?: string | undefined;
-  /** Byte budget of a request without len (bytes). */
-  defaultLen?: number;
-  /** Largest len honoured (bytes). */
-  maxLen?: number;
-  maxSessions?: number;
-  /** Data-bins one session may track; past this its channel ends with EOR 6 (session limit). */
-  maxSessionBins?: number;
-  /** Idle time before a session is dropped (seconds). */
-  sessionIdleSeconds?: number;
-  /** Longest request target (path and query), in bytes: longer is 414. */
-  maxUrlLength?: number;
-  /** Longest POST body, in bytes: longer is 413. */
-  maxBodyLength?: number;
-  /** Bytes per response chunk. */
-  chunkSize?: number;
-  /** Images kept open. */
-  maxOpenImages?: number;
-  /** Log sink: one object per event (request, error). */
+  /** Receives every log entry as an object (all levels), instead of stderr. */
   log?: (entry: Record<string, unknown>) => void;
 }
 
-export const DEFAULTS = {
-  host: '127.0.0.1',
-  port: 8090,
-  defaultLen: 2 * 1024 * 1024, // JHelioviewer's len
-  maxLen: 64 * 1024 * 1024,
-  maxSessions: 10000,
-  maxSessionBins: 2_000_000,
-  sessionIdleSeconds: 300,
-  maxUrlLength: 16 * 1024,
-  maxBodyLength: 1024 * 1024,
-  chunkSize: 64 * 1024,
-  maxOpenImages: 512,
-} as const;
+/** What a process embedding the server passes besides the config. */
+export interface ServerRuntime {
+  logger?: Logger;
+  /** In-flight flags shared with the supervisor (worker mode). */
+  flags?: InflightFlags;
+  /** Default process metrics (event loop, GC, heap) on /metrics. */
+  defaultMetrics?: boolean;
+  /** Told when an adopted connection closes (worker mode: the supervisor then closes its handle). */
+  onConnectionClosed?: (id: number) => void;
+}
+
+export interface ServerStats {
+  requests: number;
+  responses: number;
+  errors: Record<number, number>;
+  bytes: number;
+}
 
 export interface JpipServer {
+  /** The effective config (frozen; replaced by `reconfigure`). */
+  readonly config: Readonly<ServerConfig>;
   readonly server: Server;
   readonly registry: ImageRegistry;
   readonly sessions: SessionTable;
-  /** Counters for /metrics and tests. */
-  readonly stats: { requests: number; responses: number; errors: Record<number, number>; bytes: number };
-  /** Resolves once listening; gives the base URL. */
+  /** The session journal (when `stateDir` is set). */
+  readonly journal: SessionJournal | undefined;
+  /** What the journal replay recovered at start. */
+  readonly recovered: ReplayResult | undefined;
+  readonly metrics: ServerMetrics;
+  readonly logger: Logger;
+  /** Counters (also on /metrics). */
+  readonly stats: ServerStats;
+  /** TCP connections open. */
+  readonly connectionCount: number;
+  /** Responses being written. */
+  readonly activeResponses: number;
+  /** Accepts connections itself; resolves with the base URL. */
   listen(): Promise<string>;
-  close(): Promise<void>;
+  /** Takes a connection accepted elsewhere (the supervisor): `id` names it in close reports, `slot` is its in-flight flag. */
+  adopt(socket: Socket, id: number, slot: number): void;
+  /** Applies a new config (a reload); keys that need a restart must be unchanged. */
+  reconfigure(config: Readonly<ServerConfig>): void;
+  /** Stops taking requests, lets responses in flight finish (up to drainSeconds), closes every connection and session. */
+  drain(): Promise<void>;
+  /**
+   * Stops at once: connections are destroyed. The journal is removed
+   * (sessions closed) unless `keepJournal`, which leaves it as a crash would.
+   */
+  close(opts?: { keepJournal?: boolean }): Promise<void>;
 }
 
 const CORS = {
@@ -79,25 +100,248 @@ const CORS = {
 /** Paths the server keeps for itself (never targets). */
 export const RESERVED_PATHS = ['/jpip', '/metrics', '/health', '/viewer'] as const;
 
-export function createJpipServer(options: ServerOptions): JpipServer {
-  const o = { ...DEFAULTS, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) } as Required<Omit<ServerOptions, 'cacheDir' | 'log'>> &
-    Pick<ServerOptions, 'cacheDir' | 'log'>;
-  const registry = new ImageRegistry({ root: o.root, cacheDir: o.cacheDir, maxOpen: o.maxOpenImages });
-  const sessions = new SessionTable({ maxSessions: o.maxSessions, idleMs: o.sessionIdleSeconds * 1000 });
-  const stats = { requests: 0, responses: 0, errors: {} as Record<number, number>, bytes: 0 };
-  const log = o.log ?? (() => {});
-  const sweeper = setInterval(() => sessions.expire(), Math.min(60_000, o.sessionIdleSeconds * 1000)).unref();
+/**
+ * Answers 503 with Retry-After on a connection that is over the limit and
+ * closes it. What the client sends meanwhile is read and dropped, so that the
+ * close does not reset the connection before the client reads the answer;
+ * after `lingerMs` the socket is destroyed whatever the client does.
+ */
+export function rejectBusy(socket: Socket, retryAfterSeconds: number, why = 'connection limit reached', lingerMs = 2000): void {
+  const body = `JPIP_ERR_BUSY: ${why}; try again later\n`;
+  socket.on('error', () => {});
+  const t = setTimeout(() => socket.destroy(), lingerMs);
+  t.unref();
+  socket.once('close', () => clearTimeout(t));
+  socket.resume();
+  socket.end(
+    `HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${retryAfterSeconds}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-cache\r\n\r\n${body}`,
+  );
+}
 
-  const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 30_000, requestTimeout: 120_000, maxHeaderSize: Math.max(16384, o.maxUrlLength + 4096) }, (req, res) => {
-    stats.requests++;
-    handle(req, res).catch((e: unknown) => fail(res, e, req));
+interface Conn {
+  id: number;
+  slot: number;
+  socket: Socket;
+  /** Sequence numbers of the requests of this connection being answered, oldest first (its flag shows the first). */
+  seqs: number[];
+  /** No request yet (its socket has the first-request timeout). */
+  fresh: boolean;
+}
+
+interface RequestContext {
+  reqId: string;
+  /** Request sequence number (in the flags file and the journal's SENT records). */
+  seq: number;
+  /** Connection slot (-1: not from the supervisor). */
+  slot: number;
+  t0: number;
+  cid: string | undefined;
+  target: string | undefined;
+  eor: number | undefined;
+  bytes: number;
+  /** Clears the request's in-flight flag (once). */
+  settle: () => void;
+  /** Why the response was cut, when the server cut it. */
+  cutWhy?: 'stall';
+}
+
+/** Keeps the last (largest) update of each bin: the journal needs one per bin. */
+function lastPerBin(updates: readonly ModelUpdate[]): HeldUpdate[] {
+  if (updates.length < 2) return updates as HeldUpdate[];
+  const seen = new Set<string>();
+  const out: HeldUpdate[] = [];
+  for (let i = updates.length - 1; i >= 0; i--) {
+    const u = updates[i]!;
+    const k = `${u.codestream}:${u.classId}:${u.binId}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push(u);
+  }
+  return out;
+}
+
+/**
+ * A cache model that forwards to a session's model and records what the
+ * client's model= statements changed, for the journal.
+ */
+class RecordingModel extends CacheModel {
+  readonly added: HeldUpdate[] = [];
+  readonly removed: { codestream: number; classId: number; binId: number; bytes: number }[] = [];
+  private readonly target: CacheModel;
+  constructor(target: CacheModel) {
+    super();
+    this.target = target;
+  }
+  override held(codestream: number, classId: number, binId: number): number {
+    return this.target.held(codestream, classId, binId);
+  }
+  override add(codestream: number, classId: number, binId: number, bytes: number, complete = false): void {
+    this.target.add(codestream, classId, binId, bytes, complete);
+    this.added.push({ codestream, classId, binId, held: complete ? COMPLETE : bytes });
+  }
+  override remove(codestream: number, classId: number, binId: number, bytes = 0): void {
+    this.target.remove(codestream, classId, binId, bytes);
+    this.removed.push({ codestream, classId, binId, bytes });
+  }
+}
+
+export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>, runtime: ServerRuntime = {}): JpipServer {
+  let cfg: Readonly<ServerConfig>;
+  let sink: ((entry: Record<string, unknown>) => void) | undefined;
+  if (isValidatedConfig(options)) cfg = options;
+  else {
+    const { log, ...rest } = options as ServerOptions;
+    sink = log;
+    cfg = validateConfig([rest], 'createJpipServer options');
+  }
+  const logger = runtime.logger ?? createLogger({ level: cfg.logLevel, sink });
+  const registry = new ImageRegistry({ root: cfg.root, cacheDir: cfg.cacheDir ?? undefined, maxOpen: cfg.maxOpenFiles, maxBytes: cfg.indexCacheBytes });
+  const sessions = new SessionTable({ maxSessions: cfg.maxSessions, idleMs: cfg.sessionIdleSeconds * 1000 });
+  let journal: SessionJournal | undefined;
+  let recovered: ReplayResult | undefined;
+  if (cfg.stateDir) {
+    journal = new SessionJournal(cfg.stateDir, {
+      compactBytes: cfg.journalCompactBytes,
+      onEvent: (event, fields) => (event === 'journal-compacted' ? logger.debug({ event, ...fields }) : logger.warn({ event, ...fields })),
+    });
+    recovered = journal.open(sessions);
+    if (recovered.sessions > 0 || recovered.torn) logger.info({ event: 'sessions-recovered', ...recovered });
+  }
+  const flags = runtime.flags;
+  const stats: ServerStats = { requests: 0, responses: 0, errors: {}, bytes: 0 };
+  const conns = new Map<Socket, Conn>();
+  let activeResponses = 0;
+  let draining = false;
+  let drainWaiter: (() => void) | undefined;
+  let drainPromise: Promise<void> | undefined;
+  let closed = false;
+  let listener: NetServer | undefined;
+  let localIds = 0;
+  let reqSeq = 0;
+  const idPrefix = `${process.pid.toString(36)}-`;
+  const metrics = createMetrics(
+    {
+      connections: () => conns.size,
+      sessions: () => sessions.size,
+      indexEntries: () => registry.openCount,
+      indexBytes: () => registry.bytes,
+      openFiles: () => registry.openFiles,
+      journalBytes: () => journal?.bytes ?? 0,
+    },
+    { defaultMetrics: runtime.defaultMetrics ?? false },
+  );
+
+  let sweeper = startSweeper();
+  function startSweeper(): NodeJS.Timeout {
+    return setInterval(() => sessions.expire(), Math.max(10, Math.min(60_000, cfg.sessionIdleSeconds * 1000))).unref();
+  }
+
+  const headersMs = cfg.headersTimeoutSeconds * 1000;
+  const server = createHttpServer({
+    keepAliveTimeout: cfg.keepAliveSeconds * 1000,
+    headersTimeout: headersMs,
+    requestTimeout: cfg.requestTimeoutSeconds * 1000,
+    // How often Node looks for connections past those timeouts: a slow client is cut within this of its deadline.
+    connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(headersMs / 4))),
+    maxHeaderSize: Math.max(16384, cfg.maxUrlBytes + 4096),
   });
-  server.on('clientError', (err, socket) => {
-    // Malformed HTTP: answer 400 if the socket still can, never crash.
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  // Node starts tracking connections (the header and request timeouts, closeIdleConnections)
+  // when an http.Server starts listening. This one never listens: connections come from
+  // `listen()`'s own socket or from the supervisor, and are emitted into it.
+  server.emit('listening');
+
+  server.on('request', (req, res) => onRequest(req, res));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // Malformed HTTP or a slow client: answer if the socket still can, never crash.
+    const code = err.code ?? '';
+    let status = '400 Bad Request';
+    if (code === 'ERR_HTTP_REQUEST_TIMEOUT') status = '408 Request Timeout';
+    else if (code === 'HPE_HEADER_OVERFLOW') status = '431 Request Header Fields Too Large';
+    if (socket.writable && code !== 'ECONNRESET' && code !== 'EPIPE') socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
-    log({ event: 'client-error', message: (err as Error).message });
+    logger.info({ event: 'client-error', code, status: Number(status.slice(0, 3)), message: err.message });
   });
+
+  function onSocket(socket: Socket, id: number, slot: number): void {
+    if (closed) {
+      socket.destroy();
+      return;
+    }
+    socket.once('close', () => {
+      const c = conns.get(socket);
+      conns.delete(socket);
+      if (c && c.seqs.length > 0) flags?.set(c.slot, 0);
+      runtime.onConnectionClosed?.(id);
+    });
+    metrics.connectionsTotal.inc();
+    if (conns.size >= cfg.maxConnections || draining) {
+      metrics.connectionsRejected.inc();
+      logger.warn({ event: 'connection-rejected', connections: conns.size, maxConnections: cfg.maxConnections, draining });
+      rejectBusy(socket, cfg.retryAfterSeconds, draining ? 'the server is shutting down' : undefined);
+      return;
+    }
+    conns.set(socket, { id, slot, socket, seqs: [], fresh: true });
+    socket.setNoDelay(true);
+    server.emit('connection', socket);
+    // Node's header timeout starts with the first byte of a request: a client that connects
+    // and sends nothing is cut after headersTimeoutSeconds too (until its first request).
+    socket.setTimeout(cfg.headersTimeoutSeconds * 1000);
+  }
+
+  function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    stats.requests++;
+    reqSeq = reqSeq >= 0xffffffff ? 1 : reqSeq + 1;
+    const conn = conns.get(req.socket);
+    const ctx: RequestContext = { reqId: idPrefix + reqSeq.toString(36), seq: reqSeq, slot: conn?.slot ?? -1, t0: performance.now(), cid: undefined, target: undefined, eor: undefined, bytes: 0, settle: () => {} };
+    if (conn) {
+      if (conn.fresh) {
+        conn.fresh = false;
+        req.socket.setTimeout(0);
+      }
+      conn.seqs.push(ctx.seq);
+      if (conn.seqs.length === 1) flags?.set(conn.slot, ctx.seq);
+    }
+    activeResponses++;
+    if (draining) res.shouldKeepAlive = false;
+    let settled = false;
+    const settle = (): void => {
+      if (settled) return;
+      settled = true;
+      if (!conn) return;
+      const i = conn.seqs.indexOf(ctx.seq);
+      if (i >= 0) conn.seqs.splice(i, 1);
+      // The next pipelined request (if any) is now the one in flight.
+      if (i === 0) flags?.set(conn.slot, conn.seqs[0] ?? 0);
+    };
+    // On finish (the last byte is in the kernel) the flag is cleared: the client will get the whole
+    // response even if this process dies now.
+    ctx.settle = settle;
+    res.once('finish', settle);
+    res.once('close', () => {
+      settle();
+      activeResponses--;
+      const cut = !res.writableFinished;
+      const status = res.statusCode;
+      const seconds = (performance.now() - ctx.t0) / 1000;
+      metrics.responses.inc({ status: String(status) });
+      metrics.duration.observe(seconds);
+      metrics.bodyBytes.inc(ctx.bytes);
+      if (ctx.eor !== undefined && !cut) metrics.eor.inc({ reason: String(ctx.eor) });
+      if (cut) metrics.cutResponses.inc({ why: ctx.cutWhy ?? (draining ? 'drain' : 'client') });
+      if (logger.isLevelEnabled('info')) {
+        const line: RequestLogEntry = { reqId: ctx.reqId, method: req.method ?? '?', cid: ctx.cid, target: ctx.target, status, bytes: ctx.bytes, eor: ctx.eor, ms: Math.round(seconds * 1e6) / 1000 };
+        if (cut) line.cut = true;
+        logger.info({ event: 'request', ...line });
+      }
+      if (draining) {
+        // Keep-alive ends with the drain: the connection closes once its last response is out.
+        if (conn && conn.seqs.length === 0) conn.socket.end();
+        if (activeResponses === 0) drainWaiter?.();
+      }
+    });
+    handle(req, res, ctx).catch((e: unknown) => fail(res, e, req));
+  }
 
   function fail(res: ServerResponse, e: unknown, req: IncomingMessage): void {
     let status = 500;
@@ -105,13 +349,13 @@ export function createJpipServer(options: ServerOptions): JpipServer {
     if (isJpipError(e)) {
       status = e.status;
       message = `${e.code}: ${e.message}`;
-      if (e.kind === 'CORRUPT_IMAGE') log({ event: 'corrupt-image', url: req.url, message: e.message, cause: (e.cause as Error | undefined)?.message });
+      if (e.kind === 'CORRUPT_IMAGE') logger.error({ event: 'corrupt-image', url: req.url, message: e.message, cause: (e.cause as Error | undefined)?.message });
     } else if (isJ2kError(e)) {
       status = 500;
       message = `JPIP_ERR_CORRUPT_IMAGE: the image cannot be served: [${e.code}] ${e.reason}`;
-      log({ event: 'corrupt-image', url: req.url, code: e.code, file: e.file, offset: e.offset, message: e.message });
+      logger.error({ event: 'corrupt-image', url: req.url, code: e.code, file: e.file, offset: e.offset, message: e.message });
     } else {
-      log({ event: 'internal-error', url: req.url, message: (e as Error)?.stack ?? String(e) });
+      logger.error({ event: 'internal-error', url: req.url, message: (e as Error)?.stack ?? String(e) });
     }
     stats.errors[status] = (stats.errors[status] ?? 0) + 1;
     if (res.headersSent) {
@@ -120,7 +364,9 @@ export function createJpipServer(options: ServerOptions): JpipServer {
       return;
     }
     const body = `${message}\n`;
-    res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache', ...CORS });
+    const headers: Record<string, string | number> = { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache', ...CORS };
+    if (status === 503) headers['Retry-After'] = cfg.retryAfterSeconds;
+    res.writeHead(status, headers);
     res.end(body);
   }
 
@@ -129,15 +375,15 @@ export function createJpipServer(options: ServerOptions): JpipServer {
     let n = 0;
     for await (const c of req) {
       n += (c as Buffer).length;
-      if (n > o.maxBodyLength) throw new JpipError('BODY_TOO_LARGE', `request body over ${o.maxBodyLength} bytes`);
+      if (n > cfg.maxBodyBytes) throw new JpipError('BODY_TOO_LARGE', `request body over ${cfg.maxBodyBytes} bytes`);
       chunks.push(c as Buffer);
     }
     return Buffer.concat(chunks).toString('latin1');
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     const url = req.url ?? '/';
-    if (url.length > o.maxUrlLength) throw new JpipError('URI_TOO_LONG', `request target over ${o.maxUrlLength} bytes; send long model= fields with POST`);
+    if (url.length > cfg.maxUrlBytes) throw new JpipError('URI_TOO_LONG', `request target over ${cfg.maxUrlBytes} bytes; send long model= fields with POST`);
     const q = url.indexOf('?');
     const rawPath = q < 0 ? url : url.slice(0, q);
     let query = q < 0 ? '' : url.slice(q + 1);
@@ -163,31 +409,38 @@ export function createJpipServer(options: ServerOptions): JpipServer {
     } catch {
       throw new JpipError('BAD_REQUEST', 'the path is not valid percent-encoding');
     }
-    if (path === '/health') return sendJson(res, { ok: true, sessions: sessions.size, images: registry.openCount });
-    if (path === '/metrics') return sendMetrics(res);
+    if (path === '/health') return sendHealth(req, res, query);
+    if (path === '/metrics') return sendMetrics(req, res);
     if (path === '/viewer' || path.startsWith('/viewer/')) throw new JpipError('NOT_FOUND', 'the viewer is not part of this server build');
     const jr = parseRequest(query, { form });
-    await respond(jr, path, req, res);
+    await respond(jr, path, req, res, ctx);
   }
 
-  async function respond(jr: JpipRequest, path: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** Early answers that are a bare EOR (nothing to send, or the channel closed). */
+  function sendEor(res: ServerResponse, headers: Record<string, string>, reason: number, ctx: RequestContext): void {
+    headers['Content-Type'] = CONTENT_TYPE['jpp-stream'];
+    res.writeHead(200, headers);
+    ctx.eor = reason;
+    ctx.bytes = 3;
+    res.end(Uint8Array.of(0, reason, 0));
+    stats.responses++;
+  }
+
+  async function respond(jr: JpipRequest, path: string, req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
     const headers: Record<string, string> = { 'Content-Type': '', 'Cache-Control': 'no-cache', ...CORS };
     if (jr.qid !== undefined) headers['JPIP-qid'] = String(jr.qid);
 
     // Channels: close, continue, or open.
     let session: Session | undefined;
-    if (jr.cid !== undefined) session = sessions.get(jr.cid);
+    if (jr.cid !== undefined) {
+      ctx.cid = jr.cid;
+      session = sessions.get(jr.cid);
+    }
     if (jr.cclose !== undefined) {
       if (jr.cclose !== '*') for (const c of jr.cclose) sessions.get(c); // unknown ones are 404
       sessions.close(jr.cclose, session);
       if (jr.cclose !== '*' && session && jr.cclose.includes(session.cid)) session = undefined;
-      if (!session && jr.cnew === undefined) {
-        headers['Content-Type'] = CONTENT_TYPE['jpp-stream'];
-        res.writeHead(200, headers);
-        res.end(Uint8Array.of(0, 2, 0)); // EOR window done: nothing was asked
-        stats.responses++;
-        return;
-      }
+      if (!session && jr.cnew === undefined) return sendEor(res, headers, 2, ctx); // EOR window done: nothing was asked
     }
     let target: string | undefined = jr.target ?? (path === '/jpip' || path === '/' ? undefined : path);
     if (RESERVED_PATHS.includes(path as (typeof RESERVED_PATHS)[number]) && jr.target === undefined) target = undefined;
@@ -196,31 +449,40 @@ export function createJpipServer(options: ServerOptions): JpipServer {
     }
     if (!session && target === undefined) throw new JpipError('BAD_REQUEST', 'no target: name the image in the path or with target=, or give a cid', 'target');
     const entry: ImageEntry = registry.open(session ? session.key : target!);
+    ctx.target = entry.key;
     if (session && session.tid !== entry.tid) {
       // The file changed on disk since the client's data was sent: start over.
       session.model.clear();
       session.tid = entry.tid;
+      journal?.cleared(session);
     }
     if (jr.cnew !== undefined) {
       if (!jr.cnew.includes('http')) throw new JpipError('UNIMPLEMENTED', 'only the http transport is offered', 'cnew');
       session = sessions.open(entry.key, entry.tid);
+      ctx.cid = session.cid;
       headers['JPIP-cnew'] = `cid=${session.cid},path=jpip,transport=http`;
     }
     if (jr.tid !== undefined || jr.cnew !== undefined) headers['JPIP-tid'] = entry.tid;
-    if (session && session.model.size > o.maxSessionBins) {
+    if (session && session.model.size > cfg.maxSessionBins) {
       // The session's bookkeeping is at its limit: the channel is closed, the client opens a new one.
       sessions.close([session.cid]);
-      headers['Content-Type'] = CONTENT_TYPE['jpp-stream'];
-      res.writeHead(200, headers);
-      res.end(Uint8Array.of(0, 6, 0));
-      stats.responses++;
-      return;
+      return sendEor(res, headers, 6, ctx);
     }
     const model = session?.model ?? new CacheModel();
-    if (jr.tid !== undefined && jr.tid !== '0' && jr.tid !== entry.tid) model.clear();
+    if (jr.tid !== undefined && jr.tid !== '0' && jr.tid !== entry.tid) {
+      model.clear();
+      if (session) journal?.cleared(session);
+    }
 
-    const planned = planRequest(jr, entry, { defaultLen: o.defaultLen, maxLen: o.maxLen });
-    applyModel(jr, entry, model, planned.input.codestreams);
+    const planned = planRequest(jr, entry, { defaultLen: cfg.defaultLenBytes, maxLen: cfg.maxLenBytes });
+    if (session && journal && jr.model) {
+      const rec = new RecordingModel(model);
+      applyModel(jr, entry, rec, planned.input.codestreams);
+      for (const r of rec.removed) journal.removed(session, r.codestream, r.classId, r.binId, r.bytes);
+      journal.held(session, rec.added);
+    } else {
+      applyModel(jr, entry, model, planned.input.codestreams);
+    }
     registry.acquire(entry);
     const owners = new Set<ImageEntry>([entry]);
     try {
@@ -237,7 +499,7 @@ export function createJpipServer(options: ServerOptions): JpipServer {
     }
     if (session) session.active++;
     try {
-      const plan = planResponse(entry, planned.input, model, { chunkSize: o.chunkSize });
+      const plan = planResponse(entry, planned.input, model, { chunkSize: cfg.chunkBytes });
       const v = plan.served.view;
       if (v && jr.fsiz) {
         if (v.modified.fsiz) headers['JPIP-fsiz'] = `${v.fsiz.w},${v.fsiz.h}`;
@@ -258,8 +520,46 @@ export function createJpipServer(options: ServerOptions): JpipServer {
         res.end();
         return;
       }
-      await streamBody(res, firstChunk, body, model, gzip);
-      stats.responses++;
+      const updates: ModelUpdate[] = [];
+      if (!(await streamBody(res, firstChunk, body, updates, gzip, ctx))) return;
+      // Everything but the last piece of the response (the final empty chunk) is in the kernel.
+      // Commit what the client will hold, then send that piece: a client takes the response as
+      // received only with it. If this process dies before the response's in-flight flag is
+      // cleared, the supervisor finds the journal's SENT record and sends the piece itself.
+      const held = lastPerBin(updates);
+      // What the session held before, to take the commit back if that last piece never leaves.
+      const before = session ? held.map((u) => model.held(u.codestream, u.classId, u.binId)) : [];
+      for (const u of updates) model.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
+      let mark: ResponseMark | undefined;
+      if (session && journal && held.length > 0) {
+        if (ctx.slot >= 0) {
+          mark = { pid: process.pid, slot: ctx.slot, seq: ctx.seq, framing: res.chunkedEncoding ? 0 : 1 };
+          journal.responseSent(session, held, mark);
+        } else {
+          journal.held(session, held);
+        }
+      }
+      const finished = new Promise<boolean>((resolve) => res.once('close', () => resolve(res.writableFinished)));
+      let ended = false;
+      const done = (sent: boolean): void => {
+        if (ended) return;
+        ended = true;
+        ctx.settle();
+        if (mark) journal!.responseDone(mark);
+        if (sent || !session) return;
+        // The client never got the end of the response: it drops it, so must the session.
+        held.forEach((u, i) => {
+          model.remove(u.codestream, u.classId, u.binId, before[i]!);
+          journal?.removed(session, u.codestream, u.classId, u.binId, before[i]!);
+        });
+      };
+      res.end();
+      if (!req.socket.destroyed && req.socket.writableLength === 0) done(true);
+      else {
+        res.once('finish', () => done(true));
+        res.once('close', () => done(res.writableFinished));
+      }
+      if (await finished) stats.responses++;
     } finally {
       if (session) {
         session.active--;
@@ -269,75 +569,213 @@ export function createJpipServer(options: ServerOptions): JpipServer {
     }
   }
 
-  async function streamBody(res: ServerResponse, first: IteratorResult<BodyChunk, void>, rest: Generator<BodyChunk, void, void>, model: CacheModel, gzip: boolean): Promise<void> {
-    const out = gzip ? createGzip() : undefined;
-    if (out) out.pipe(res);
-    const sink = out ?? res;
+  /**
+   * Writes the body with backpressure, all but the response's end; resolves true once every byte
+   * is in the kernel, false if the response was cut (client gone, or it read nothing for
+   * sendStallSeconds).
+   */
+  async function streamBody(
+    res: ServerResponse,
+    first: IteratorResult<BodyChunk, void>,
+    rest: Generator<BodyChunk, void, void>,
+    updates: ModelUpdate[],
+    gzip: boolean,
+    ctx: RequestContext,
+  ): Promise<boolean> {
+    let lastWrite: Promise<void> = Promise.resolve();
+    const write = (b: Uint8Array): boolean => {
+      let done!: () => void;
+      lastWrite = new Promise<void>((r) => (done = r));
+      ctx.bytes += b.length;
+      return res.write(b, () => done());
+    };
+    const z = gzip ? createGzip() : undefined;
+    if (z) {
+      z.on('data', (b: Buffer) => {
+        if (!write(b)) {
+          z.pause();
+          res.once('drain', () => z.resume());
+        }
+      });
+    }
     let step = first;
     while (!step.done) {
       const chunk = step.value;
       stats.bytes += chunk.bytes.length;
-      const ok = await new Promise<boolean>((resolve) => {
-        const more = sink.write(chunk.bytes, (err) => {
-          if (err) return resolve(false);
-          // Only what was handed to the socket counts as held by the client.
-          for (const u of chunk.updates) model.add(u.codestream, u.classId, u.binId, u.held, u.held === Number.MAX_SAFE_INTEGER);
-          if (more) resolve(true);
-        });
-        if (!more) sink.once('drain', () => resolve(true));
-      });
-      if (!ok || res.destroyed) return;
+      for (const u of chunk.updates) updates.push(u);
+      if (chunk.eor !== undefined) ctx.eor = chunk.eor;
+      const more = z ? z.write(chunk.bytes) : write(chunk.bytes);
+      if (!more && !(await guard(res, event(z ?? res, 'drain'), ctx))) return false;
+      if (res.destroyed) return false;
       step = rest.next();
     }
-    await new Promise<void>((resolve) => sink.end(resolve));
+    if (z) {
+      const ended = event(z, 'end');
+      z.end();
+      if (!(await guard(res, ended, ctx))) return false;
+    }
+    return (await guard(res, lastWrite, ctx)) && !res.destroyed;
   }
 
-  function sendJson(res: ServerResponse, obj: unknown): void {
+  function event(em: NodeJS.EventEmitter, name: string): Promise<void> {
+    return new Promise<void>((resolve) => em.once(name, () => resolve()));
+  }
+
+  /** Waits for `p`; false if the response closes first or the client reads nothing for sendStallSeconds (then it is cut). */
+  function guard(res: ServerResponse, p: Promise<void>, ctx: RequestContext): Promise<boolean> {
+    if (res.destroyed) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      const finish = (ok: boolean): void => {
+        clearTimeout(timer);
+        res.off('close', onClose);
+        resolve(ok);
+      };
+      const onClose = (): void => finish(false);
+      const timer = setTimeout(() => {
+        ctx.cutWhy = 'stall';
+        logger.info({ event: 'send-stall', reqId: ctx.reqId, seconds: cfg.sendStallSeconds });
+        res.destroy();
+        finish(false);
+      }, cfg.sendStallSeconds * 1000);
+      res.once('close', onClose);
+      void p.then(() => finish(true));
+    });
+  }
+
+  function sendJson(res: ServerResponse, obj: unknown, status = 200): void {
     const body = JSON.stringify(obj);
-    res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache', ...CORS });
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache', ...CORS });
     res.end(body);
   }
 
-  function sendMetrics(res: ServerResponse): void {
-    const lines = [
-      `jpip_requests_total ${stats.requests}`,
-      `jpip_responses_total ${stats.responses}`,
-      `jpip_body_bytes_total ${stats.bytes}`,
-      `jpip_sessions ${sessions.size}`,
-      `jpip_open_images ${registry.openCount}`,
-      ...Object.entries(stats.errors).map(([s, n]) => `jpip_errors_total{status="${s}"} ${n}`),
-      `process_resident_memory_bytes ${process.memoryUsage().rss}`,
-    ];
-    const body = `${lines.join('\n')}\n`;
-    res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache' });
-    res.end(body);
+  function sendHealth(req: IncomingMessage, res: ServerResponse, query: string): void {
+    const body: Record<string, unknown> = {
+      ok: !draining,
+      pid: process.pid,
+      draining,
+      connections: conns.size,
+      sessions: sessions.size,
+      images: registry.openCount,
+      indexBytes: registry.bytes,
+    };
+    // With --expose-gc (benchmarks only), a loopback client may ask for a collection before the figures.
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (/(^|&)gc=1(&|$)/.test(query) && gc && isLoopback(req.socket.remoteAddress)) {
+      gc();
+      body['memory'] = process.memoryUsage();
+    }
+    sendJson(res, body, draining ? 503 : 200);
   }
 
-  return {
+  function sendMetrics(req: IncomingMessage, res: ServerResponse): void {
+    if (!cfg.metricsAllowRemote && !isLoopback(req.socket.remoteAddress)) {
+      const body = '/metrics is answered to loopback clients only (config metricsAllowRemote)\n';
+      res.writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache' });
+      res.end(body);
+      return;
+    }
+    metrics.text().then(
+      (text) => {
+        res.writeHead(200, { 'Content-Type': metrics.contentType, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-cache' });
+        res.end(text);
+      },
+      (e: unknown) => fail(res, e, req),
+    );
+  }
+
+  function destroyAll(): void {
+    for (const c of conns.values()) c.socket.destroy();
+  }
+
+  const api: JpipServer = {
+    get config() {
+      return cfg;
+    },
     server,
     registry,
     sessions,
+    journal,
+    recovered,
+    metrics,
+    logger,
     stats,
+    get connectionCount() {
+      return conns.size;
+    },
+    get activeResponses() {
+      return activeResponses;
+    },
     listen(): Promise<string> {
       return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(o.port, o.host, () => {
-          server.off('error', reject);
-          const a = server.address() as AddressInfo;
+        const l = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) => onSocket(socket, ++localIds, -1));
+        listener = l;
+        l.once('error', reject);
+        // A deep accept queue: a flash crowd connects faster than a busy event loop accepts (Node's default is 511).
+        l.listen({ port: cfg.port, host: cfg.host, backlog: LISTEN_BACKLOG }, () => {
+          l.off('error', reject);
+          const a = l.address() as AddressInfo;
           const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
           resolve(`http://${host}:${a.port}`);
         });
       });
     },
-    close(): Promise<void> {
+    adopt(socket: Socket, id: number, slot: number): void {
+      // As http.Server's own sockets: the HTTP layer decides about half-closed connections.
+      socket.allowHalfOpen = true;
+      onSocket(socket, id, slot);
+      // A socket accepted paused (pauseOnConnect) starts reading now.
+      if (!socket.destroyed) socket.resume();
+    },
+    reconfigure(next: Readonly<ServerConfig>): void {
+      cfg = next;
+      if (!sink) logger.level = next.logLevel;
+      registry.setBudgets(next.maxOpenFiles, next.indexCacheBytes);
+      sessions.setLimits(next.maxSessions, next.sessionIdleSeconds * 1000);
+      if (journal) journal.compactBytes = next.journalCompactBytes;
+      server.keepAliveTimeout = next.keepAliveSeconds * 1000;
+      server.headersTimeout = next.headersTimeoutSeconds * 1000;
+      server.requestTimeout = next.requestTimeoutSeconds * 1000;
       clearInterval(sweeper);
+      sweeper = startSweeper();
+      logger.info({ event: 'reconfigured' });
+    },
+    drain(): Promise<void> {
+      drainPromise ??= (async () => {
+        draining = true;
+        listener?.close();
+        // Connections with no request being answered are closed now (those in flight when theirs ends).
+        for (const c of conns.values()) if (c.seqs.length === 0) c.socket.destroy();
+        if (activeResponses > 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, cfg.drainSeconds * 1000);
+            timer.unref();
+            drainWaiter = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+        }
+        logger.info({ event: 'drained', cut: activeResponses, sessions: sessions.size });
+        destroyAll();
+        journal?.destroy();
+        sessions.clear();
+      })();
+      return drainPromise;
+    },
+    close(opts: { keepJournal?: boolean } = {}): Promise<void> {
+      closed = true;
+      clearInterval(sweeper);
+      listener?.close();
+      destroyAll();
+      if (opts.keepJournal) journal?.close();
+      else journal?.destroy();
       return new Promise((resolve) => {
         server.close(() => {
           registry.closeAll();
           resolve();
         });
-        server.closeAllConnections();
       });
     },
   };
+  return api;
 }

@@ -6,9 +6,14 @@ import { JpipError } from '../jpip/errors.js';
  * JPIP sessions. A session has one channel (its cid), one target and the
  * cache model of what its client holds. It is not tied to a TCP connection:
  * any connection may carry its requests. Idle sessions expire.
+ *
+ * The table tells a listener (the journal) when sessions open and close, so
+ * that they can be recovered by a new worker process after a crash.
  */
 export interface Session {
   readonly cid: string;
+  /** Small number naming the session in the journal (unique within a table's life, kept across restores). */
+  readonly sno: number;
   /** Path of the target under the root. */
   readonly key: string;
   /** The target id the model is valid for: a different file version empties the model. */
@@ -26,14 +31,28 @@ export interface SessionOptions {
   now?: () => number;
 }
 
+/** Told when sessions open and close (the journal). */
+export interface SessionListener {
+  opened(s: Session): void;
+  closed(s: Session): void;
+}
+
 export class SessionTable {
   private readonly sessions = new Map<string, Session>();
   private readonly opts: SessionOptions;
   private readonly now: () => number;
+  private nextSno = 1;
+  listener: SessionListener | undefined;
 
   constructor(opts: SessionOptions) {
-    this.opts = opts;
+    this.opts = { ...opts };
     this.now = opts.now ?? Date.now;
+  }
+
+  /** Changes the limits (a config reload). */
+  setLimits(maxSessions: number, idleMs: number): void {
+    this.opts.maxSessions = maxSessions;
+    this.opts.idleMs = idleMs;
   }
 
   get size(): number {
@@ -47,8 +66,21 @@ export class SessionTable {
     let cid: string;
     do cid = `C${randomBytes(12).toString('base64url')}`;
     while (this.sessions.has(cid));
-    const s: Session = { cid, key, tid, model: new CacheModel(), lastUsed: this.now(), active: 0 };
+    const s: Session = { cid, sno: this.nextSno++, key, tid, model: new CacheModel(), lastUsed: this.now(), active: 0 };
     this.sessions.set(cid, s);
+    this.listener?.opened(s);
+    return s;
+  }
+
+  /**
+   * Puts back a session recovered from the journal (its model is filled by
+   * the caller). Not counted against the limit: it existed before. Its idle
+   * time starts now.
+   */
+  restore(cid: string, sno: number, key: string, tid: string): Session {
+    const s: Session = { cid, sno, key, tid, model: new CacheModel(), lastUsed: this.now(), active: 0 };
+    this.sessions.set(cid, s);
+    if (sno >= this.nextSno) this.nextSno = sno + 1;
     return s;
   }
 
@@ -56,7 +88,7 @@ export class SessionTable {
   get(cid: string): Session {
     const s = this.sessions.get(cid);
     if (!s || this.isIdle(s)) {
-      if (s) this.sessions.delete(cid);
+      if (s) this.drop(s);
       throw new JpipError('UNKNOWN_CHANNEL', `unknown or expired channel ${JSON.stringify(cid.slice(0, 64))}; open a new one with cnew`, 'cid');
     }
     s.lastUsed = this.now();
@@ -67,20 +99,37 @@ export class SessionTable {
   close(cids: readonly string[] | '*', owner?: Session): number {
     if (cids === '*') {
       // `*` closes the channels of the session the request belongs to.
-      if (!owner) return 0;
-      return this.sessions.delete(owner.cid) ? 1 : 0;
+      if (!owner || !this.sessions.has(owner.cid)) return 0;
+      this.drop(owner);
+      return 1;
     }
     let n = 0;
-    for (const c of cids) if (this.sessions.delete(c)) n++;
+    for (const c of cids) {
+      const s = this.sessions.get(c);
+      if (s) {
+        this.drop(s);
+        n++;
+      }
+    }
     return n;
+  }
+
+  /** Forgets every session without telling the listener (shutdown: the journal is removed as a whole). */
+  clear(): void {
+    this.sessions.clear();
+  }
+
+  private drop(s: Session): void {
+    this.sessions.delete(s.cid);
+    this.listener?.closed(s);
   }
 
   /** Drops idle sessions; returns how many. */
   expire(): number {
     let n = 0;
-    for (const [cid, s] of this.sessions) {
+    for (const s of this.sessions.values()) {
       if (this.isIdle(s)) {
-        this.sessions.delete(cid);
+        this.drop(s);
         n++;
       }
     }

@@ -40,7 +40,7 @@ proto.before(async () => {
   // A linked JPX inside the root whose reference leads out of it.
   const frame = linkedFrameFor(join(root, 'movie/frames/frame 000.jp2'), fixtureBytes('movie/frames/frame 000.jp2'));
   writeFileSync(join(root, 'movie', 'escape.jpx'), writeLinkedJpx([{ ...frame, path: undefined, url: '../../' + outside.split('/').pop() + '/secret.j2k' }]));
-  srv = createJpipServer({ root, port: 0, log: (e) => logged.push(e), defaultLen: 300 });
+  srv = createJpipServer({ root, port: 0, log: (e) => logged.push(e), defaultLenBytes: 300 });
   base = await srv.listen();
   port = Number(new URL(base).port);
 });

@@ -1,0 +1,113 @@
+/**
+ * Where the CPU goes under load: is one worker thread enough?
+ *
+ * Starts the supervisor and its worker (compiled, from dist/), loads it with
+ * autocannon (stateless window requests on the movie fixture, keep-alive
+ * connections) for BENCH_SECONDS, and reports requests/s, MB/s and the CPU
+ * time of the worker, the supervisor and the load generator (this process)
+ * from /proc. Then times, in this process and without any network, the part
+ * of the worker's work that worker threads could take over: planning and
+ * assembling the same responses (index look-ups, file reads, message
+ * encoding).
+ *
+ *   npm run build && node --import tsx bench/worker-load.ts
+ *   BENCH_SECONDS=10 BENCH_CONNECTIONS=32 BENCH_LEN=65536 node --import tsx bench/worker-load.ts
+ *
+ * Network: 127.0.0.1 only. Prints figures; asserts nothing.
+ */
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { CacheModel } from '../jpip/cache-model.js';
+import { parseRequest } from '../jpip/request.js';
+import { validateConfig } from '../server/config.js';
+import { ImageRegistry } from '../server/images.js';
+import { planRequest } from '../server/request-plan.js';
+import { planResponse } from '../server/responder.js';
+import { Supervisor } from '../server/supervisor.js';
+
+const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
+const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 16);
+const LEN = Number(process.env['BENCH_LEN'] ?? 16384);
+const here = dirname(fileURLToPath(import.meta.url));
+const FIXTURES = join(here, '..', 'test', 'fixtures');
+const distWorker = join(here, '..', 'dist', 'server', 'worker-main.js');
+const TICKS = 100; // USER_HZ on Linux
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS;
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(distWorker)) throw new Error('build first: npm run build');
+  const root = mkdtempSync(join(tmpdir(), 'jpip-bench-load-'));
+  mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
+  for (const f of ['movie.jpx', 'linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
+  for (const f of ['g256-irrev-8l-cb32.j2k', 'rgb200x150-t64-rpcl-plt-tpr.jp2']) copyFileSync(join(FIXTURES, f), join(root, f));
+  const config = validateConfig([{ root, port: 0, stateDir: join(root, '.state'), logLevel: 'error' }]);
+  const sup = new Supervisor({ config, workerModule: distWorker, execArgv: [] });
+  const base = await sup.start();
+  const queries = [
+    `/movie/movie.jpx?stream=0&fsiz=128,128&len=${LEN}`,
+    `/movie/movie.jpx?stream=1&fsiz=64,64&len=${LEN}`,
+    `/movie/linked.jpx?stream=2&fsiz=128,128&len=${LEN}`,
+    `/g256-irrev-8l-cb32.j2k?fsiz=256,256&len=${LEN}`,
+    `/rgb200x150-t64-rpcl-plt-tpr.jp2?fsiz=200,150&roff=20,20&rsiz=100,100&len=${LEN}`,
+  ];
+  try {
+    const worker = sup.workerPid!;
+    const w0 = cpuSeconds(worker);
+    const c0 = process.cpuUsage();
+    let k = 0;
+    const result = await autocannon({
+      url: base,
+      connections: CONNECTIONS,
+      duration: SECONDS,
+      requests: [{ setupRequest: (req) => ({ ...req, path: queries[k++ % queries.length]! }) }],
+    });
+    const c1 = process.cpuUsage(c0);
+    const workerCpu = cpuSeconds(worker) - w0;
+    // The supervisor runs in this process with autocannon: their CPU is reported together.
+    const thisCpu = (c1.user + c1.system) / 1e6;
+
+    // The part threads could take: plan and assemble the same responses, in this process.
+    const registry = new ImageRegistry({ root });
+    const t0 = performance.now();
+    let n = 0;
+    let bytes = 0;
+    while (performance.now() - t0 < 2000) {
+      for (const q of queries) {
+        const [path, query] = q.split('?') as [string, string];
+        const entry = registry.open(path);
+        const jr = parseRequest(query);
+        const planned = planRequest(jr, entry, { defaultLen: config.defaultLenBytes, maxLen: config.maxLenBytes });
+        registry.acquire(entry);
+        for (const chunk of planResponse(entry, planned.input, new CacheModel(), { chunkSize: config.chunkBytes }).body()) bytes += chunk.bytes.length;
+        registry.release(entry);
+        n++;
+      }
+    }
+    const assembleUs = ((performance.now() - t0) * 1000) / n;
+    registry.closeAll();
+
+    const reqs = result.requests.total;
+    const lines = [
+      `worker-load: ${SECONDS} s, ${CONNECTIONS} keep-alive connections, stateless window requests (len ${LEN}) on 5 images`,
+      `  machine: ${cpus().length} cores, Node ${process.version}`,
+      `  ${Math.round(reqs / SECONDS)} requests/s, ${(result.throughput.average / 1024 / 1024).toFixed(1)} MB/s, latency p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, errors ${result.errors}, non-2xx ${result.non2xx}`,
+      `  CPU: worker ${((workerCpu / SECONDS) * 100).toFixed(0)}% of a core (${((workerCpu / reqs) * 1e6).toFixed(0)} us per request); load generator + supervisor ${((thisCpu / SECONDS) * 100).toFixed(0)}%`,
+      `  planning and assembling a response alone (what threads could take): ${assembleUs.toFixed(0)} us (${(bytes / n / 1024).toFixed(1)} KB), ${((assembleUs / ((workerCpu / reqs) * 1e6)) * 100).toFixed(0)}% of the worker's CPU per request`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    await sup.drain();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+await main();

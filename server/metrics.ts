@@ -1,0 +1,105 @@
+import { readdirSync } from 'node:fs';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * The server's Prometheus metrics (prom-client), on a registry of its own so
+ * that several servers in one process (tests) do not mix their figures.
+ * Values that are state rather than events (sessions, open images, index
+ * bytes) are read when /metrics is scraped, through `collect` callbacks.
+ */
+
+export interface MetricSources {
+  connections: () => number;
+  sessions: () => number;
+  indexEntries: () => number;
+  indexBytes: () => number;
+  openFiles: () => number;
+  journalBytes: () => number;
+}
+
+export interface ServerMetrics {
+  readonly registry: Registry;
+  readonly connectionsTotal: Counter;
+  readonly connectionsRejected: Counter;
+  readonly responses: Counter<'status'>;
+  readonly bodyBytes: Counter;
+  readonly eor: Counter<'reason'>;
+  readonly duration: Histogram;
+  readonly cutResponses: Counter<'why'>;
+  readonly workerRestarts: Counter;
+  /** Sets the restart and reject counts the supervisor reports (they only grow). */
+  supervisorCounts(restarts: number, rejected: number): void;
+  /** The Prometheus text. */
+  text(): Promise<string>;
+  readonly contentType: string;
+}
+
+/** Open file descriptors of this process (Linux /proc; -1 elsewhere). */
+export function openFdCount(): number {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return -1;
+  }
+}
+
+export function createMetrics(src: MetricSources, opts: { defaultMetrics?: boolean } = {}): ServerMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry });
+  const gauge = (name: string, help: string, read: () => number): void => {
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect(this: Gauge) {
+        this.set(read());
+      },
+    });
+  };
+  gauge('jpip_connections', 'TCP connections open in the worker', src.connections);
+  gauge('jpip_sessions', 'JPIP sessions (channels) open', src.sessions);
+  gauge('jpip_index_cache_entries', 'images open with their index (one copy per image per process)', src.indexEntries);
+  gauge('jpip_index_cache_bytes', 'bytes of packet tables and structure held by open images', src.indexBytes);
+  gauge('jpip_open_image_files', 'image file descriptors open', src.openFiles);
+  gauge('jpip_journal_bytes', 'size of the session journal file', src.journalBytes);
+  if (!opts.defaultMetrics) {
+    gauge('process_resident_memory_bytes', 'resident memory size in bytes', () => process.memoryUsage().rss);
+    gauge('process_open_fds', 'number of open file descriptors', openFdCount);
+  }
+  let restarts = 0;
+  let rejectedBySupervisor = 0;
+  const m: ServerMetrics = {
+    registry,
+    connectionsTotal: new Counter({ name: 'jpip_connections_total', help: 'TCP connections accepted', registers }),
+    connectionsRejected: new Counter({ name: 'jpip_connections_rejected_total', help: 'connections answered 503 because maxConnections was reached', registers }),
+    responses: new Counter({ name: 'jpip_responses_total', help: 'HTTP responses by status', labelNames: ['status'], registers }),
+    bodyBytes: new Counter({ name: 'jpip_response_body_bytes_total', help: 'JPP/JPT-stream body bytes written', registers }),
+    eor: new Counter({ name: 'jpip_eor_total', help: 'responses by EOR reason (1 image done, 2 window done, 4 byte limit, 6 session limit, 7 server cap)', labelNames: ['reason'], registers }),
+    duration: new Histogram({
+      name: 'jpip_request_duration_seconds',
+      help: 'time from request to the last byte written',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    cutResponses: new Counter({ name: 'jpip_responses_cut_total', help: 'responses cut before their end (client gone, send stall, drain timeout)', labelNames: ['why'], registers }),
+    workerRestarts: new Counter({ name: 'jpip_worker_restarts_total', help: 'worker processes restarted by the supervisor', registers }),
+    supervisorCounts(r: number, rejected: number): void {
+      if (r > restarts) m.workerRestarts.inc(r - restarts);
+      if (rejected > rejectedBySupervisor) m.connectionsRejected.inc(rejected - rejectedBySupervisor);
+      restarts = Math.max(restarts, r);
+      rejectedBySupervisor = Math.max(rejectedBySupervisor, rejected);
+    },
+    text: () => registry.metrics(),
+    contentType: registry.contentType,
+  };
+  return m;
+}
+
+/** Whether an address is the loopback (127.0.0.0/8, ::1, IPv4-mapped loopback). */
+export function isLoopback(addr: string | undefined): boolean {
+  if (!addr) return false;
+  if (addr === '::1') return true;
+  const v4 = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}

@@ -1,0 +1,169 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { validateConfig } from '../server/config.js';
+import { InflightFlags } from '../server/flags.js';
+import type { FromWorker, ToWorker } from '../server/ipc.js';
+import { WorkerHost, type WorkerChannel } from '../server/worker.js';
+import { FIXTURES } from './helpers.js';
+
+/**
+ * The worker side of the supervisor protocol, in-process (a worker process
+ * killed with -9 writes no coverage): a fake channel stands for the IPC
+ * channel, and real sockets, accepted paused as the supervisor does, are
+ * handed in as the `conn` messages' handles.
+ */
+const worker = suite('worker protocol, in-process');
+let dir = '';
+let listener: Server;
+let accepted: Socket[] = [];
+
+worker.before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'jpip-worker-'));
+  listener = createServer({ pauseOnConnect: true }, (s) => accepted.push(s));
+  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+});
+worker.after(() => {
+  listener.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Fake {
+  channel: WorkerChannel;
+  sent: FromWorker[];
+  deliver: (msg: ToWorker, handle?: Socket) => void;
+  disconnect: () => void;
+  exited: Promise<number>;
+}
+
+function fakeChannel(): Fake {
+  const sent: FromWorker[] = [];
+  let onMessage: ((msg: ToWorker, handle: Socket | undefined) => void) | undefined;
+  let onDisconnect: (() => void) | undefined;
+  let exit!: (code: number) => void;
+  const exited = new Promise<number>((r) => (exit = r));
+  return {
+    channel: {
+      send: (m, done) => {
+        sent.push(m);
+        done?.();
+      },
+      onMessage: (fn) => (onMessage = fn),
+      onDisconnect: (fn) => (onDisconnect = fn),
+      exit: (code) => exit(code),
+    },
+    sent,
+    deliver: (msg, handle) => onMessage!(msg, handle),
+    disconnect: () => onDisconnect!(),
+    exited,
+  };
+}
+
+/** A client connection, and the paused server-side socket the "supervisor" accepted for it. */
+async function pair(): Promise<{ client: Socket; server: Socket }> {
+  accepted = [];
+  const port = (listener.address() as { port: number }).port;
+  const client = connect(port, '127.0.0.1');
+  client.on('error', () => {});
+  client.resume();
+  await new Promise((r) => client.once('connect', r));
+  while (accepted.length === 0) await new Promise((r) => setTimeout(r, 2));
+  return { client, server: accepted[0]! };
+}
+
+function exchange(client: Socket, path: string): Promise<string> {
+  return new Promise((resolve) => {
+    let data = '';
+    const onData = (d: Buffer): void => {
+      data += d.toString('latin1');
+      const end = data.indexOf('\r\n\r\n');
+      const len = /Content-Length: (\d+)/i.exec(data);
+      if (end >= 0 && len && data.length >= end + 4 + Number(len[1])) {
+        client.off('data', onData);
+        resolve(data);
+      }
+    };
+    client.on('data', onData);
+    client.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  });
+}
+
+worker('init, connections handed in, close reports batched, reload, stats, drain', async () => {
+  const fake = fakeChannel();
+  const logs: Record<string, unknown>[] = [];
+  const host = new WorkerHost(fake.channel, { logSink: (e) => logs.push(e) });
+  const flagsFile = join(dir, 'flags');
+  const flags = new InflightFlags(flagsFile, 'create');
+  // A connection before init is refused (closed).
+  const early = await pair();
+  fake.deliver({ t: 'conn', id: 1, slot: 0 }, early.server);
+  await new Promise((r) => early.client.once('close', r));
+
+  const config = validateConfig([{ root: FIXTURES, port: 0, stateDir: join(dir, 'state'), logLevel: 'info' }]);
+  fake.deliver({ t: 'init', config: { ...config }, flagsFile, restarts: 3, rejected: 2 });
+  assert.equal(fake.sent[0], { t: 'ready', pid: process.pid, sessions: 0, replayMs: fake.sent[0]!.t === 'ready' ? fake.sent[0]!.replayMs : 0, torn: false });
+
+  const a = await pair();
+  const b = await pair();
+  fake.deliver({ t: 'conn', id: 10, slot: 4 }, a.server);
+  fake.deliver({ t: 'conn', id: 11, slot: 5 }, b.server);
+  const health = await exchange(a.client, '/health');
+  assert.match(health, /^HTTP\/1\.1 200 OK/);
+  assert.match(health, /"connections":2/);
+  assert.equal([...flags.pending()], [], 'no request in flight once answered');
+  const metrics = await exchange(b.client, '/metrics');
+  assert.match(metrics, /jpip_worker_restarts_total 3\n/);
+  assert.match(metrics, /jpip_connections_rejected_total 2\n/);
+  fake.deliver({ t: 'stats', restarts: 4, rejected: 2 });
+  assert.match(await host.server!.metrics.text(), /jpip_worker_restarts_total 4\n/);
+
+  // Both clients leave in the same turn: one report.
+  a.client.destroy();
+  b.client.destroy();
+  await new Promise((r) => setTimeout(r, 30));
+  const closed = fake.sent.filter((m) => m.t === 'closed');
+  assert.is(closed.length, 1, 'one report');
+  assert.equal((closed[0] as { ids: number[] }).ids.sort(), [10, 11]);
+
+  fake.deliver({ t: 'config', config: { ...config, maxSessions: 3, logLevel: 'debug' } });
+  assert.is(host.server!.config.maxSessions, 3);
+  assert.is(host.server!.logger.level, 'debug');
+  assert.ok(logs.some((e) => e['event'] === 'reconfigured'));
+
+  const c = await pair();
+  fake.deliver({ t: 'conn', id: 12, slot: 6 }, c.server);
+  const cClosed = new Promise((r) => c.client.once('close', r));
+  fake.deliver({ t: 'drain' });
+  assert.is(await fake.exited, 0);
+  await cClosed;
+  assert.ok(fake.sent.some((m) => m.t === 'drained'));
+  assert.not.ok(fake.sent.some((m) => m.t === 'closed' && m.ids.includes(12)), 'no reports once stopping');
+  flags.close();
+});
+
+worker('a worker that cannot start says why and exits 1', async () => {
+  const fake = fakeChannel();
+  new WorkerHost(fake.channel, { logSink: () => {} });
+  const config = validateConfig([{ root: join(dir, 'no-such-root'), port: 0 }]);
+  fake.deliver({ t: 'init', config: { ...config }, flagsFile: join(dir, 'flags2'), restarts: 0, rejected: 0 });
+  assert.is(await fake.exited, 1);
+  assert.is(fake.sent[0]!.t, 'fatal');
+  assert.match((fake.sent[0] as { message: string }).message, /ENOENT|no such file/);
+});
+
+worker('when the supervisor goes away, the worker finishes and exits 0', async () => {
+  const fake = fakeChannel();
+  new WorkerHost(fake.channel, { logSink: () => {} });
+  const flags = new InflightFlags(join(dir, 'flags3'), 'create');
+  fake.deliver({ t: 'init', config: { ...validateConfig([{ root: FIXTURES, port: 0 }]) }, flagsFile: flags.path, restarts: 0, rejected: 0 });
+  fake.disconnect();
+  fake.disconnect();
+  assert.is(await fake.exited, 0);
+  assert.not.ok(fake.sent.some((m) => m.t === 'drained'), 'nobody to tell');
+  flags.close();
+});
+
+worker.run();
