@@ -1,6 +1,11 @@
 import yargs, { type Argv } from 'yargs';
 import { isJ2kError } from '../jpeg2000/errors.js';
 import { register as registerConform } from './commands/conform.js';
+import { register as registerCrowd } from './commands/crowd.js';
+import { register as registerFetch } from './commands/fetch.js';
+import { register as registerHammer } from './commands/hammer.js';
+import { register as registerRd } from './commands/rd.js';
+import { register as registerReport } from './commands/report.js';
 import { register as registerFixtures } from './commands/fixtures.js';
 import { register as registerIndex } from './commands/index.js';
 import { register as registerInspect } from './commands/inspect.js';
@@ -10,7 +15,18 @@ import { defaultIo, type CliIo } from './io.js';
 export { defaultCacheDir, type CliIo } from './io.js';
 
 /** Every command, in the order --help lists them. Each lives in bin/commands/. */
-const COMMANDS: ((y: Argv, io: CliIo) => Argv)[] = [registerServe, registerConform, registerFixtures, registerInspect, registerIndex];
+const COMMANDS: ((y: Argv, io: CliIo) => Argv)[] = [
+  registerServe,
+  registerCrowd,
+  registerHammer,
+  registerFetch,
+  registerFixtures,
+  registerRd,
+  registerReport,
+  registerConform,
+  registerInspect,
+  registerIndex,
+];
 
 /**
  * Builds the `jpip-bench` command line. Each command maps flags to the options
