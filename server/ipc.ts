@@ -21,7 +21,8 @@ import type { ServerConfig } from './config.js';
  */
 export type ToWorker =
   | { t: 'init'; config: ServerConfig; flagsFile: string; restarts: number; rejected: number }
-  | { t: 'conn'; id: number; slot: number }
+  /** `inherited`: the connection served an earlier worker (it may sit idle between requests, as keep-alive allows). */
+  | { t: 'conn'; id: number; slot: number; inherited: boolean }
   | { t: 'config'; config: ServerConfig }
   | { t: 'stats'; restarts: number; rejected: number }
   | { t: 'drain' };

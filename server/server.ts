@@ -80,7 +80,7 @@ export interface JpipServer {
   /** Accepts connections itself; resolves with the base URL. */
   listen(): Promise<string>;
   /** Takes a connection accepted elsewhere (the supervisor): `id` names it in close reports, `slot` is its in-flight flag. */
-  adopt(socket: Socket, id: number, slot: number): void;
+  adopt(socket: Socket, id: number, slot: number, inherited?: boolean): void;
   /** Applies a new config (a reload); keys that need a restart must be unchanged. */
   reconfigure(config: Readonly<ServerConfig>): void;
   /** Stops taking requests, lets responses in flight finish (up to drainSeconds), closes every connection and session. */
@@ -263,7 +263,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     logger.info({ event: 'client-error', code, status: Number(status.slice(0, 3)), message: err.message });
   });
 
-  function onSocket(socket: Socket, id: number, slot: number): void {
+  function onSocket(socket: Socket, id: number, slot: number, inherited = false): void {
     if (closed) {
       socket.destroy();
       return;
@@ -283,6 +283,24 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     }
     conns.set(socket, { id, slot, socket, seqs: [], fresh: true });
     socket.setNoDelay(true);
+    if (inherited) {
+      // An established keep-alive connection that served a dead worker: it may stay idle as
+      // long as keep-alive allows. Node's HTTP server would take it for a new connection and
+      // cut it after headersTimeoutSeconds, so it is given the socket with its next request.
+      const idle = (): void => {
+        socket.destroy();
+      };
+      socket.setTimeout(cfg.keepAliveSeconds * 1000, idle);
+      socket.once('data', (chunk: Buffer) => {
+        socket.pause();
+        socket.setTimeout(0);
+        socket.off('timeout', idle);
+        socket.unshift(chunk);
+        server.emit('connection', socket);
+        socket.resume();
+      });
+      return;
+    }
     server.emit('connection', socket);
     // Node's header timeout starts with the first byte of a request: a client that connects
     // and sends nothing is cut after headersTimeoutSeconds too (until its first request).
@@ -719,10 +737,10 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         });
       });
     },
-    adopt(socket: Socket, id: number, slot: number): void {
+    adopt(socket: Socket, id: number, slot: number, inherited = false): void {
       // As http.Server's own sockets: the HTTP layer decides about half-closed connections.
       socket.allowHalfOpen = true;
-      onSocket(socket, id, slot);
+      onSocket(socket, id, slot, inherited);
       // A socket accepted paused (pauseOnConnect) starts reading now.
       if (!socket.destroyed) socket.resume();
     },

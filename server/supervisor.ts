@@ -326,8 +326,9 @@ export class Supervisor extends EventEmitter {
   private hand(c: Conn): void {
     const child = this.child;
     if (!child || !this.ready) return;
+    const inherited = c.handedTo !== 0;
     c.handedTo = this.generation;
-    const msg: ToWorker = { t: 'conn', id: c.id, slot: c.slot };
+    const msg: ToWorker = { t: 'conn', id: c.id, slot: c.slot, inherited };
     child.send(msg, c.socket, { keepOpen: true }, (err) => {
       // A worker that died meanwhile: the exit handler hands the connection to the next one.
       if (err) this.logger.debug({ event: 'hand-off-failed', id: c.id, message: err.message });

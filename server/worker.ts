@@ -52,7 +52,7 @@ export class WorkerHost {
           handle.destroy();
           return;
         }
-        this.server.adopt(handle, msg.id, msg.slot);
+        this.server.adopt(handle, msg.id, msg.slot, msg.inherited);
         break;
       case 'config':
         this.server?.reconfigure(validateConfig([msg.config], 'reload from the supervisor'));

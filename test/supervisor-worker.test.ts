@@ -99,7 +99,7 @@ worker('init, connections handed in, close reports batched, reload, stats, drain
   const flags = new InflightFlags(flagsFile, 'create');
   // A connection before init is refused (closed).
   const early = await pair();
-  fake.deliver({ t: 'conn', id: 1, slot: 0 }, early.server);
+  fake.deliver({ t: 'conn', id: 1, slot: 0, inherited: false }, early.server);
   await new Promise((r) => early.client.once('close', r));
 
   const config = validateConfig([{ root: FIXTURES, port: 0, stateDir: join(dir, 'state'), logLevel: 'info' }]);
@@ -108,8 +108,8 @@ worker('init, connections handed in, close reports batched, reload, stats, drain
 
   const a = await pair();
   const b = await pair();
-  fake.deliver({ t: 'conn', id: 10, slot: 4 }, a.server);
-  fake.deliver({ t: 'conn', id: 11, slot: 5 }, b.server);
+  fake.deliver({ t: 'conn', id: 10, slot: 4, inherited: false }, a.server);
+  fake.deliver({ t: 'conn', id: 11, slot: 5, inherited: false }, b.server);
   const health = await exchange(a.client, '/health');
   assert.match(health, /^HTTP\/1\.1 200 OK/);
   assert.match(health, /"connections":2/);
@@ -134,7 +134,7 @@ worker('init, connections handed in, close reports batched, reload, stats, drain
   assert.ok(logs.some((e) => e['event'] === 'reconfigured'));
 
   const c = await pair();
-  fake.deliver({ t: 'conn', id: 12, slot: 6 }, c.server);
+  fake.deliver({ t: 'conn', id: 12, slot: 6, inherited: false }, c.server);
   const cClosed = new Promise((r) => c.client.once('close', r));
   fake.deliver({ t: 'drain' });
   assert.is(await fake.exited, 0);
@@ -163,6 +163,29 @@ worker('when the supervisor goes away, the worker finishes and exits 0', async (
   fake.disconnect();
   assert.is(await fake.exited, 0);
   assert.not.ok(fake.sent.some((m) => m.t === 'drained'), 'nobody to tell');
+  flags.close();
+});
+
+worker('a connection inherited from a dead worker may stay idle as keep-alive allows; a new one that sends nothing is cut', async () => {
+  const fake = fakeChannel();
+  const host = new WorkerHost(fake.channel, { logSink: () => {} });
+  const flags = new InflightFlags(join(dir, 'flags-idle'), 'create');
+  const config = validateConfig([{ root: FIXTURES, port: 0, stateDir: join(dir, 'state-idle'), logLevel: 'error', headersTimeoutSeconds: 1, keepAliveSeconds: 30 }]);
+  fake.deliver({ t: 'init', config: { ...config }, flagsFile: join(dir, 'flags-idle'), restarts: 1, rejected: 0 });
+  const fresh = await pair();
+  fake.deliver({ t: 'conn', id: 20, slot: 1, inherited: false }, fresh.server);
+  const old = await pair();
+  fake.deliver({ t: 'conn', id: 21, slot: 2, inherited: true }, old.server);
+  let freshClosedAt = 0;
+  fresh.client.once('close', () => (freshClosedAt = Date.now()));
+  const t0 = Date.now();
+  await new Promise((r) => setTimeout(r, 1600));
+  assert.ok(freshClosedAt > 0 && freshClosedAt - t0 < 1500, 'the silent new connection was cut after headersTimeoutSeconds');
+  assert.not.ok(old.client.destroyed, 'the inherited connection is still open');
+  assert.match(await exchange(old.client, '/health'), /^HTTP\/1\.1 200 OK/);
+  old.client.destroy();
+  fake.deliver({ t: 'drain' });
+  assert.is(await fake.exited, 0);
   flags.close();
 });
 
