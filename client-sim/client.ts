@@ -6,6 +6,7 @@ import { formatRequest, parseRequest, type JpipRequest, type ModelDescriptor } f
 import { numTiles as numTilesOf, precinctBinId } from '../jpeg2000/geometry.js';
 import { parseMainHeaderBin, reassemble, type ReassembleOptions, type ReassembleResult } from '../jpip/reassemble.js';
 import { DIALECTS, type Dialect } from './dialects.js';
+import { concatBytes } from '../jpeg2000/boxes.js';
 
 /**
  * The JPIP client library, in two layers.
@@ -339,7 +340,7 @@ export class JpipClient {
         } catch (e) {
           throw fail(e);
         }
-        const text = new TextDecoder().decode(concat(parts)).slice(0, MAX_ERROR_TEXT);
+        const text = new TextDecoder().decode(concatBytes(parts)).slice(0, MAX_ERROR_TEXT);
         return { status: res.status, headers, bodyLength: bytes, items: [], messages: 0, eor: undefined, text };
       }
       const type = res.header('content-type') ?? '';
@@ -526,16 +527,4 @@ export class JpipClient {
       opts,
     );
   }
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
+import { concatBytes } from '../jpeg2000/boxes.js';
 
 /**
  * A deliberately small HTTP/1.1 client over a raw socket, for the
@@ -79,17 +80,6 @@ export interface RequestOptions {
   timeoutMs: number;
   /** The request is a HEAD (no body will follow). Default: method === 'HEAD'. */
   head?: boolean;
-}
-
-function concat(parts: readonly Uint8Array[], total?: number): Uint8Array {
-  const n = total ?? parts.reduce((s, p) => s + p.length, 0);
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 function indexOfCrlfCrlf(buf: Uint8Array, from: number): number {
@@ -228,7 +218,7 @@ export class HttpConnection {
 
   /** Takes everything buffered. */
   private take(): Uint8Array {
-    const out = this.buffered.length === 1 ? this.buffered[0]! : concat(this.buffered, this.bufferedBytes);
+    const out = this.buffered.length === 1 ? this.buffered[0]! : concatBytes(this.buffered);
     this.buffered = [];
     this.bufferedBytes = 0;
     return out;
@@ -293,7 +283,7 @@ export class HttpConnection {
         throw new HttpConnectionError(buf.length === 0 ? 'the server closed the connection without answering' : `the server closed the connection inside the response head (${buf.length} bytes)`);
       }
       await this.more(deadline, 'the status line and headers');
-      if (this.bufferedBytes > 0) buf = concat([buf, this.take()]);
+      if (this.bufferedBytes > 0) buf = concatBytes([buf, this.take()]);
     }
     this.unread(buf.subarray(end + 4));
     const headText = latin1.decode(buf.subarray(0, end));
@@ -411,7 +401,7 @@ export class HttpConnection {
         have += chunk.length;
       }
     }
-    return concat(parts, have);
+    return concatBytes(parts);
   }
 
   private async readToClose(deadline: number): Promise<Uint8Array> {
@@ -428,7 +418,7 @@ export class HttpConnection {
       if (this.ended || this.error) break;
       await this.more(deadline, 'the end of a body delimited by closing the connection');
     }
-    return concat(parts, have);
+    return concatBytes(parts);
   }
 
   /** Reads up to and including the next CRLF; returns the line without it. */
@@ -449,7 +439,7 @@ export class HttpConnection {
         await this.more(deadline, what);
         continue;
       }
-      buf = concat([buf, this.take()]);
+      buf = concatBytes([buf, this.take()]);
     }
   }
 
@@ -496,6 +486,6 @@ export class HttpConnection {
         break;
       }
     }
-    res.wireBody = concat(parts, have);
+    res.wireBody = concatBytes(parts);
   }
 }
