@@ -231,6 +231,28 @@ export class CodestreamIndex {
     this.preloaded = tables;
   }
 
+  /**
+   * Packet lengths of one tile found elsewhere (by a worker thread of the
+   * server's index pool); placed and checked like the cache file's when the
+   * tile is indexed, and dropped once it is.
+   */
+  preloadTile(t: number, lengths: Uint32Array): void {
+    if (this.lengthSource !== 'headers' || this.isTileIndexed(t)) return;
+    this.preloaded ??= new Map();
+    this.preloaded.set(t, lengths);
+  }
+
+  /** Whether packet lengths of tile t are waiting to be placed. */
+  hasPreloaded(t: number): boolean {
+    return this.preloaded?.has(t) ?? false;
+  }
+
+  /** Whether every packet of tile t is indexed. */
+  isTileIndexed(t: number): boolean {
+    const ti = this.tileIndexes[t];
+    return ti !== undefined && ti.known === ti.sequence.count;
+  }
+
   /** The packet lengths of every tile when all are indexed, else undefined. */
   completeTables(): Uint32Array[] | undefined {
     const out: Uint32Array[] = [];
@@ -370,6 +392,7 @@ export class CodestreamIndex {
     const pre = this.preloaded?.get(t);
     if (pre && pre.length === ti.sequence.count) {
       while (ti.known < count) this.place(t, ti, pre[ti.known]!);
+      if (ti.known === ti.sequence.count) this.preloaded!.delete(t);
       return;
     }
     let w = this.walkers[t];

@@ -232,7 +232,8 @@ export class ImageRegistry {
     this.fileCount++;
     this.entries.set(key, entry);
     this.account(entry);
-    this.evict();
+    // Never the image just opened: its caller is about to use it (it would get a closed file).
+    this.evict(entry);
     return entry;
   }
 
@@ -283,11 +284,11 @@ export class ImageRegistry {
   }
 
   /** Closes least recently used images not being read until both budgets hold (or only images in use are left). */
-  private evict(): void {
+  private evict(keep?: ImageEntry): void {
     if (this.entries.size <= this.maxOpen && this.total <= this.maxBytes) return;
     for (const [key, e] of this.entries) {
       if (this.entries.size <= this.maxOpen && this.total <= this.maxBytes) break;
-      if (e.users > 0) continue;
+      if (e.users > 0 || e === keep) continue;
       this.retire(key, e);
       this.evictions++;
     }

@@ -14,7 +14,9 @@ import { createLogger, type Logger, type RequestLogEntry } from './log.js';
 import { createMetrics, isLoopback, type ServerMetrics } from './metrics.js';
 import { applyModel, planRequest } from './request-plan.js';
 import { planResponse, type BodyChunk, type ModelUpdate } from './responder.js';
+import { IndexPool, defaultIndexThreads } from './index-pool.js';
 import { SessionTable, type Session } from './sessions.js';
+import { serveViewer } from './viewer.js';
 
 /**
  * The JPIP server: HTTP/1.1 with keep-alive, JPP-stream (and JPT-stream)
@@ -64,6 +66,8 @@ export interface JpipServer {
   readonly config: Readonly<ServerConfig>;
   readonly server: Server;
   readonly registry: ImageRegistry;
+  /** Worker threads indexing images without PLT (undefined: indexThreads 0, the main thread does). */
+  readonly indexPool: IndexPool | undefined;
   readonly sessions: SessionTable;
   /** The session journal (when `stateDir` is set). */
   readonly journal: SessionJournal | undefined;
@@ -197,6 +201,8 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   }
   const logger = runtime.logger ?? createLogger({ level: cfg.logLevel, sink });
   const registry = new ImageRegistry({ root: cfg.root, cacheDir: cfg.cacheDir ?? undefined, maxOpen: cfg.maxOpenFiles, maxBytes: cfg.indexCacheBytes });
+  const indexThreads = cfg.indexThreads === -1 ? defaultIndexThreads() : cfg.indexThreads;
+  const indexPool = indexThreads > 0 ? new IndexPool(indexThreads) : undefined;
   const sessions = new SessionTable({ maxSessions: cfg.maxSessions, idleMs: cfg.sessionIdleSeconds * 1000 });
   let journal: SessionJournal | undefined;
   let recovered: ReplayResult | undefined;
@@ -429,7 +435,10 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     }
     if (path === '/health') return sendHealth(req, res, query);
     if (path === '/metrics') return sendMetrics(req, res);
-    if (path === '/viewer' || path.startsWith('/viewer/')) throw new JpipError('NOT_FOUND', 'the viewer is not part of this server build');
+    if (path === '/viewer' || path.startsWith('/viewer/')) {
+      if (!cfg.viewer) throw new JpipError('NOT_FOUND', 'the viewer is turned off (--no-viewer)');
+      return serveViewer(req, res, path, query, registry.rootReal);
+    }
     const jr = parseRequest(query, { form });
     await respond(jr, path, req, res, ctx);
   }
@@ -517,6 +526,8 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     }
     if (session) session.active++;
     try {
+      // Tiles to index from packet headers are parsed on the index threads meanwhile (never throws).
+      if (indexPool) await indexPool.prepare(entry, planned.input);
       const plan = planResponse(entry, planned.input, model, { chunkSize: cfg.chunkBytes });
       const v = plan.served.view;
       if (v && jr.fsiz) {
@@ -711,6 +722,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     },
     server,
     registry,
+    indexPool,
     sessions,
     journal,
     recovered,
@@ -777,6 +789,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         destroyAll();
         journal?.destroy();
         sessions.clear();
+        await indexPool?.close();
       })();
       return drainPromise;
     },
@@ -790,7 +803,8 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       return new Promise((resolve) => {
         server.close(() => {
           registry.closeAll();
-          resolve();
+          if (indexPool) void indexPool.close().then(() => resolve());
+          else resolve();
         });
       });
     },
