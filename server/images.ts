@@ -225,7 +225,7 @@ export class ImageRegistry {
     } catch (e) {
       if (isJ2kError(e) && e.code === J2K_ERROR.NOT_JPEG2000) throw new JpipError('NOT_JPEG2000', 'the target is not a JPEG 2000 file', 'target', { cause: e });
       if (isJ2kError(e) && e.code === J2K_ERROR.MISSING_REFERENCE) throw new JpipError('NOT_FOUND', 'no such target', 'target', { cause: e });
-      if (isJ2kError(e)) throw new JpipError('CORRUPT_IMAGE', `the target cannot be read: [${e.code}] ${e.reason}`, 'target', { cause: e });
+      if (isJ2kError(e)) throw new JpipError('CORRUPT_IMAGE', `the target cannot be read: [${e.code}] (details in the server log)`, 'target', { cause: e });
       throw e;
     }
     const entry = new ImageEntry(this, key, real, st.size, st.mtimeMs, image);

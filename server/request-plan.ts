@@ -13,6 +13,9 @@ import type { ResponseInput } from './responder.js';
  * budget, and the client's `model=` applied to the session's cache model.
  */
 
+/** Most data-bins one request's model= may name (each costs a cache-model entry). */
+export const MAX_MODEL_STEPS = 20_000;
+
 /** Most codestreams one request may name (a movie of 1000 frames asks for 15 at a time). */
 export const MAX_CODESTREAMS_PER_REQUEST = 4096;
 
@@ -22,6 +25,11 @@ export function expandRanges(ranges: readonly SampledRange[] | readonly Range[],
   let clipped = false;
   for (const r of ranges) {
     const step = 'step' in r ? r.step : 1;
+    if (r.to === undefined && r.from >= count) {
+      // Open-ended from past the end: nothing (not the last item counted down to).
+      clipped = true;
+      continue;
+    }
     const to = r.to ?? count - 1;
     const down = to < r.from;
     const hi = down ? r.from : to;
@@ -111,19 +119,30 @@ function fmtRange(r: SampledRange): string {
 }
 
 /** Applies the client's `model=` to the cache model (additive: it holds that; subtractive: it does not). */
-export function applyModel(req: JpipRequest, entry: ImageEntry, model: CacheModel, requested: readonly number[]): void {
+export function applyModel(req: JpipRequest, entry: ImageEntry, model: CacheModel, requested: readonly number[], maxSteps = MAX_MODEL_STEPS): void {
+  let steps = 0;
   for (const d of req.model ?? []) {
     const streams = d.codestreams ? expandRanges(d.codestreams, entry.codestreamCount, 'model').list : requested;
+    // Bounded work per request: descriptors x codestreams (x tiles for H*) is at most maxSteps.
+    steps += streams.length;
+    if (steps > maxSteps) throw new JpipError('BAD_FIELD', `the cache model names more than ${maxSteps} data-bins; send it in parts`, 'model');
     for (const cs of streams) {
-      const h = entry.codestream(cs);
-      const numTiles = h.layout.tiles.length;
+      // The codestream is opened only where the descriptor needs its structure (H*, :L): a linked
+      // movie's frames are other files.
+      const needsLayout = (d.bin.kind === 'tile' && d.bin.id === '*') || (d.limit !== undefined && 'layers' in d.limit);
+      const h = needsLayout ? entry.codestream(cs) : undefined;
+      const numTiles = h ? h.layout.tiles.length : 0;
+      if (d.bin.kind === 'tile' && d.bin.id === '*') {
+        steps += numTiles;
+        if (steps > maxSteps) throw new JpipError('BAD_FIELD', `the cache model names more than ${maxSteps} data-bins; send it in parts`, 'model');
+      }
       let targets: { classId: number; binId: number }[];
       switch (d.bin.kind) {
         case 'main':
           targets = [{ classId: BIN_CLASS.MAIN_HEADER, binId: 0 }];
           break;
         case 'tile':
-          targets = d.bin.id === '*' ? h.layout.tiles.map((_, t) => ({ classId: BIN_CLASS.TILE_HEADER, binId: t })) : [{ classId: BIN_CLASS.TILE_HEADER, binId: d.bin.id }];
+          targets = d.bin.id === '*' ? h!.layout.tiles.map((_, t) => ({ classId: BIN_CLASS.TILE_HEADER, binId: t })) : [{ classId: BIN_CLASS.TILE_HEADER, binId: d.bin.id }];
           break;
         case 'tile-data':
           targets = [{ classId: BIN_CLASS.TILE, binId: d.bin.id }];
@@ -141,11 +160,11 @@ export function applyModel(req: JpipRequest, entry: ImageEntry, model: CacheMode
         if (d.limit && 'bytes' in d.limit) bytes = d.limit.bytes;
         else if (d.limit && 'layers' in d.limit) {
           if (tgt.classId !== BIN_CLASS.PRECINCT) throw new JpipError('BAD_FIELD', 'the layer form (:L) applies to precinct bins only', 'model');
-          const nc = h.layout.main.siz.components.length;
+          const nc = h!.layout.main.siz.components.length;
           let ref;
           try {
             ref = decomposePrecinctBinId(tgt.binId, nc, numTiles);
-            const bin = precinctBin(h.index, ref.t, ref.c, ref.s);
+            const bin = precinctBin(h!.index, ref.t, ref.c, ref.s);
             const L = Math.min(d.limit.layers, bin.layerEnds.length);
             bytes = L === 0 ? 0 : bin.layerEnds[L - 1]!;
             if (L === bin.layerEnds.length && !d.subtract) bytes = undefined;

@@ -376,7 +376,8 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       if (e.kind === 'CORRUPT_IMAGE') logger.error({ event: 'corrupt-image', url: req.url, message: e.message, cause: (e.cause as Error | undefined)?.message });
     } else if (isJ2kError(e)) {
       status = 500;
-      message = `JPIP_ERR_CORRUPT_IMAGE: the image cannot be served: [${e.code}] ${e.reason}`;
+      // The code only: reasons may name server paths (a linked frame's location); the log has them.
+      message = `JPIP_ERR_CORRUPT_IMAGE: the image cannot be served: [${e.code}] (details in the server log)`;
       logger.error({ event: 'corrupt-image', url: req.url, code: e.code, file: e.file, offset: e.offset, message: e.message });
     } else {
       logger.error({ event: 'internal-error', url: req.url, message: (e as Error)?.stack ?? String(e) });
@@ -390,6 +391,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     const body = `${message}\n`;
     const headers: Record<string, string | number> = { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-cache', ...CORS };
     if (status === 503) headers['Retry-After'] = cfg.retryAfterSeconds;
+    if (status === 405) headers['Allow'] = 'GET, HEAD, POST, OPTIONS';
     res.writeHead(status, headers);
     res.end(body);
   }
@@ -477,42 +479,49 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     if (!session && target === undefined) throw new JpipError('BAD_REQUEST', 'no target: name the image in the path or with target=, or give a cid', 'target');
     const entry: ImageEntry = registry.open(session ? session.key : target!);
     ctx.target = entry.key;
-    if (session && session.tid !== entry.tid) {
-      // The file changed on disk since the client's data was sent: start over.
-      session.model.clear();
-      session.tid = entry.tid;
-      journal?.cleared(session);
-    }
-    if (jr.cnew !== undefined) {
-      if (!jr.cnew.includes('http')) throw new JpipError('UNIMPLEMENTED', 'only the http transport is offered', 'cnew');
-      session = sessions.open(entry.key, entry.tid);
-      ctx.cid = session.cid;
-      headers['JPIP-cnew'] = `cid=${session.cid},path=jpip,transport=http`;
-    }
-    if (jr.tid !== undefined || jr.cnew !== undefined) headers['JPIP-tid'] = entry.tid;
-    if (session && session.model.size > cfg.maxSessionBins) {
-      // The session's bookkeeping is at its limit: the channel is closed, the client opens a new one.
-      sessions.close([session.cid]);
-      return sendEor(res, headers, 6, ctx);
-    }
-    const model = session?.model ?? new CacheModel();
-    if (jr.tid !== undefined && jr.tid !== '0' && jr.tid !== entry.tid) {
-      model.clear();
-      if (session) journal?.cleared(session);
-    }
-
-    const planned = planRequest(jr, entry, { defaultLen: cfg.defaultLenBytes, maxLen: cfg.maxLenBytes });
-    if (session && journal && jr.model) {
-      const rec = new RecordingModel(model);
-      applyModel(jr, entry, rec, planned.input.codestreams);
-      for (const r of rec.removed) journal.removed(session, r.codestream, r.classId, r.binId, r.bytes);
-      journal.held(session, rec.added);
-    } else {
-      applyModel(jr, entry, model, planned.input.codestreams);
-    }
+    // In use from here on: opening other images (linked frames, model=) must not close this one.
     registry.acquire(entry);
     const owners = new Set<ImageEntry>([entry]);
+    let handedOff = false;
+    /** A channel this request opened: closed again if the request fails before its answer starts. */
+    let openedHere: Session | undefined;
+    let model: CacheModel;
+    let planned: ReturnType<typeof planRequest>;
     try {
+      if (session && session.tid !== entry.tid) {
+        // The file changed on disk since the client's data was sent: start over.
+        session.model.clear();
+        session.tid = entry.tid;
+        journal?.cleared(session);
+      }
+      if (jr.cnew !== undefined) {
+        if (!jr.cnew.includes('http')) throw new JpipError('UNIMPLEMENTED', 'only the http transport is offered', 'cnew');
+        session = sessions.open(entry.key, entry.tid);
+        openedHere = session;
+        ctx.cid = session.cid;
+        headers['JPIP-cnew'] = `cid=${session.cid},path=jpip,transport=http`;
+      }
+      if (jr.tid !== undefined || jr.cnew !== undefined) headers['JPIP-tid'] = entry.tid;
+      if (session && session.model.size > cfg.maxSessionBins) {
+        // The session's bookkeeping is at its limit: the channel is closed, the client opens a new one.
+        sessions.close([session.cid]);
+        return sendEor(res, headers, 6, ctx);
+      }
+      model = session?.model ?? new CacheModel();
+      if (jr.tid !== undefined && jr.tid !== '0' && jr.tid !== entry.tid) {
+        model.clear();
+        if (session) journal?.cleared(session);
+      }
+
+      planned = planRequest(jr, entry, { defaultLen: cfg.defaultLenBytes, maxLen: cfg.maxLenBytes });
+      if (session && journal && jr.model) {
+        const rec = new RecordingModel(model);
+        applyModel(jr, entry, rec, planned.input.codestreams);
+        for (const r of rec.removed) journal.removed(session, r.codestream, r.classId, r.binId, r.bytes);
+        journal.held(session, rec.added);
+      } else {
+        applyModel(jr, entry, model, planned.input.codestreams);
+      }
       for (const i of planned.input.codestreams) {
         const owner = entry.codestream(i).owner;
         if (!owners.has(owner)) {
@@ -520,9 +529,12 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
           owners.add(owner);
         }
       }
-    } catch (e) {
-      for (const x of owners) registry.release(x);
-      throw e;
+      handedOff = true;
+    } finally {
+      if (!handedOff) {
+        for (const x of owners) registry.release(x);
+        if (openedHere) sessions.close([openedHere.cid]);
+      }
     }
     if (session) session.active++;
     try {

@@ -333,6 +333,36 @@ proto('layers=, comps= and stream ranges with steps limit what is sent', async (
   assert.equal([...streams].sort(), [0, 2]);
 });
 
+proto('review fixes: open-ended ranges past the end, bounded model=, no server path in errors, Allow on 405', async () => {
+  const past = await get(`/${MOVIE}?stream=100-&fsiz=8,8&len=1000`);
+  assert.is(past.status, 400, 'stream=100- on 3 codestreams names none');
+  const ctx = await get(`/${MOVIE}?context=jpxl<100->&fsiz=8,8&len=1000`);
+  assert.is(ctx.status, 400);
+  const many = Array.from({ length: 30000 }, (_, i) => `P${i}`).join(',');
+  const big = await fetch(`${base}/${IMG}`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: `model=${many}&len=10` });
+  assert.is(big.status, 400);
+  assert.match(await big.text(), /model/);
+  const put = await fetch(`${base}/${IMG}`, { method: 'PUT' });
+  await put.arrayBuffer();
+  assert.is(put.headers.get('Allow'), 'GET, HEAD, POST, OPTIONS');
+  const escape = await get('/movie/escape.jpx?stream=0&fsiz=8,8&len=1000');
+  assert.is(escape.status, 500);
+  assert.not.ok(escape.text.includes(root) || escape.text.includes('/tmp'), `no server path: ${escape.text}`);
+});
+
+proto('a model= on a linked movie, with fewer open files allowed than frames, serves the movie\'s own metadata', async () => {
+  const tight = createJpipServer({ root, port: 0, maxOpenFiles: 2 });
+  const url = await tight.listen();
+  try {
+    const want = await (await fetch(`${base}/${LINKED}?fsiz=8,8&stream=0-&len=100000`)).arrayBuffer();
+    const got = await (await fetch(`${url}/${LINKED}?model=[0-2],Hm&stream=0-&fsiz=8,8&len=100000`)).arrayBuffer();
+    const meta = (b: ArrayBuffer) => decodeStream(new Uint8Array(b)).find((m) => m.kind === 'message' && m.classId === BIN_CLASS.METADATA) as { data: Uint8Array };
+    assert.equal([...meta(got).data], [...meta(want).data]);
+  } finally {
+    await tight.close();
+  }
+});
+
 proto('a session whose bookkeeping reaches its limit is ended with EOR 6', async () => {
   const small = createJpipServer({ root, port: 0, maxSessionBins: 3 });
   const url = await small.listen();
