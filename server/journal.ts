@@ -270,7 +270,21 @@ export class SessionJournal implements SessionListener {
   private append(payload: Enc): void {
     if (this.fd === undefined) return;
     const rec = frame(payload);
-    writeSync(this.fd, rec);
+    try {
+      writeSync(this.fd, rec);
+    } catch (e) {
+      // Disk full or an I/O error: serving goes on without the journal (sessions then do not
+      // outlive a worker crash); a half-written record is cut off at the next replay.
+      const fd = this.fd;
+      this.fd = undefined;
+      try {
+        closeSync(fd);
+      } catch {
+        /* already unusable */
+      }
+      this.onEvent('journal-failed', { message: (e as Error).message });
+      return;
+    }
     this.size += rec.length;
     if (!this.compactPending && this.size - this.lastSnapshot > this.compactBytes && this.size > 2 * this.lastSnapshot) this.scheduleCompaction(0);
   }

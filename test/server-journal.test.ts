@@ -1,4 +1,4 @@
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -248,6 +248,19 @@ journal('in-process crash: a new server on the same state directory takes over t
   await b.close();
   assert.not.ok(existsSync(join(stateDir, JOURNAL_FILE)), 'a normal close ends the sessions');
   client.close();
+});
+
+journal('a write that fails (disk full, I/O error) turns the journal off without throwing', () => {
+  const t = table();
+  const events: string[] = [];
+  const j = new SessionJournal(dir, { compactBytes: 1 << 20, onEvent: (e) => events.push(e) });
+  j.open(t);
+  // The descriptor goes bad behind the journal's back: the next write fails with EBADF.
+  closeSync((j as unknown as { fd: number }).fd);
+  const s = t.open('x.jp2', 'tid');
+  assert.not.throws(() => j.opened(s));
+  assert.ok(events.includes('journal-failed'));
+  assert.not.throws(() => j.cleared(s), 'later writes are skipped');
 });
 
 journal.run();
