@@ -47,8 +47,12 @@ export function buildCli(io: CliIo = defaultIo): Argv {
     .wrap(Math.min(110, process.stdout.columns || 100))
     .exitProcess(false)
     .fail((msg, e) => {
+      // yargs passes a message for every validation failure (unknown flags, choices, and
+      // .check() callbacks, whose thrown Error comes as `e` too, with msg = e.message);
+      // an error thrown by a command handler comes with msg null and is left as it is.
+      if (msg) throw new UsageError(msg);
       if (e) throw e;
-      throw new UsageError(msg);
+      throw new UsageError('invalid command line');
     });
 }
 

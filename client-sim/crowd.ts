@@ -14,6 +14,7 @@ import { UndiciTransport } from './node-transport.js';
 import {
   ALL_METADATA,
   JHV_HEADERS,
+  JHV_MAX_RETRIES,
   PATTERNS,
   PATTERN_NAMES,
   codestreamCountFromMetadata,
@@ -30,9 +31,11 @@ import { CROWD_SCHEMA, RESULT_SCHEMA_VERSION, packageRoot, runEnvironment, type 
  * The flash-crowd simulator (`jpip-bench crowd`): the ESA JPIP paper's load
  * scenario. Every `every` seconds a crowd of `clients` new clients arrives;
  * each opens a session on one of the movies and plays it for
- * `sessionLength` seconds (see patterns.ts), then closes it; new crowds stop
- * after `duration` seconds and the run ends when the last client has. Each
- * client has its own keep-alive connection.
+ * `sessionLength` seconds (see patterns.ts), then closes it. The run lasts
+ * `duration` seconds: crowds arrive until then, and sessions are cut at the
+ * end of the run (clients still playing then stop and close their sessions),
+ * so rates are over `duration` seconds. Each client has its own keep-alive
+ * connection.
  *
  * The target is a running server (`server`), or by default an embedded one
  * of ours, started in this process on a free 127.0.0.1 port over the small
@@ -129,6 +132,8 @@ function checkPositive(name: string, v: number): number {
 /** The settings of a run: defaults filled in, every value checked (RangeError naming the option), frozen. */
 export function resolveCrowdSettings(o: Partial<CrowdSettings>): Readonly<CrowdSettings> {
   const s: CrowdSettings = { ...CROWD_DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) };
+  // JHelioviewer retries more than the default unless told otherwise.
+  if (o.maxRetries === undefined && s.pattern === 'jhelioviewer') s.maxRetries = JHV_MAX_RETRIES;
   if (!(PATTERN_NAMES as readonly string[]).includes(s.pattern)) throw invalid('pattern', `one of ${PATTERN_NAMES.join(', ')}`, s.pattern);
   dialectByName(s.dialect);
   checkInt('clients', s.clients, 1, 100_000);
@@ -308,6 +313,8 @@ class Recorder {
   retries = 0;
   abortedAtEnd = 0;
   lastResponseAt = 0;
+  /** performance.now() when the last client's session ended (0: none has). */
+  lastClientEndedAt = 0;
 
   constructor(openLoop: boolean) {
     this.service = openLoop ? newLatencyHistogram() : undefined;
@@ -438,8 +445,9 @@ export async function runCrowd(options: CrowdOptions = {}): Promise<CrowdResult>
           if (settings.rate !== undefined) {
             due = nextDue;
             nextDue += 1000 / settings.rate;
-            await sleep(due - performance.now(), stop.signal);
-            if (stopped()) throw new ClientError('aborted', 'the session ended before the request was due', { url: base! });
+            // Never past the end of the session: a request due after it is not sent.
+            await sleep(Math.min(due, until) - performance.now(), stop.signal);
+            if (due >= until || stopped()) throw new ClientError('aborted', 'the session ended before the request was due', { url: base! });
           }
           rec.total.requests++;
           rec.tick.requests++;
@@ -513,6 +521,7 @@ export async function runCrowd(options: CrowdOptions = {}): Promise<CrowdResult>
         rec.error(asClientError(e, base!));
       } finally {
         rec.active--;
+        rec.lastClientEndedAt = Math.max(rec.lastClientEndedAt, performance.now());
         await transport.close().catch(() => {});
       }
     };
@@ -533,7 +542,7 @@ export async function runCrowd(options: CrowdOptions = {}): Promise<CrowdResult>
     let crowdsDone: () => void = () => {};
     const allLaunched = new Promise<void>((r) => (crowdsDone = r));
     let pending = crowds;
-    for (let k = 0; k < crowds; k++) {
+    for (let k = 0; k < crowds && !stop.signal.aborted; k++) {
       crowdTimers.push(
         setTimeout(() => {
           launch();
@@ -541,7 +550,9 @@ export async function runCrowd(options: CrowdOptions = {}): Promise<CrowdResult>
         }, k * settings.every * 1000),
       );
     }
-    stop.signal.addEventListener('abort', () => crowdsDone(), { once: true });
+    // An outer signal aborted before the run began aborted `stop` already: no 'abort' event will come.
+    if (stop.signal.aborted) crowdsDone();
+    else stop.signal.addEventListener('abort', () => crowdsDone(), { once: true });
 
     // Ticks.
     const timeline: CrowdTick[] = [];
@@ -587,7 +598,10 @@ export async function runCrowd(options: CrowdOptions = {}): Promise<CrowdResult>
       clearInterval(ticker);
       options.signal?.removeEventListener('abort', onOuterAbort);
     }
-    const end = rec.lastResponseAt > 0 ? rec.lastResponseAt : performance.now();
+    // The measurement window: from t0 to when the last client ended (or now), never past the
+    // deadline (clients still playing then were stopped). Not the last response: a server that
+    // stalls, or an open-loop run with idle gaps, would otherwise shrink the window and inflate rates.
+    const end = Math.min(rec.lastClientEndedAt > 0 ? rec.lastClientEndedAt : performance.now(), deadline);
     const elapsed = Math.max(0.001, (end - t0) / 1000);
     const serverSummary = serverSampler?.stop();
     const simSummary = simSampler.stop();

@@ -166,10 +166,14 @@ export interface ProcSummary {
 
 const round1 = (v: number): number => Math.round(v * 10) / 10;
 
+/** stop() takes a final sample only when at least this long (or the interval, if shorter) has passed since the last. */
+const MIN_FINAL_SAMPLE_MS = 250;
+
 /**
  * Samples a process every `intervalMs` (default 1 s): RSS and CPU% over the
- * interval. `start()` takes the first reading, `stop()` a last one and
- * returns the summary. The timer does not keep the process alive.
+ * interval. `start()` takes the first reading, `stop()` a last one (when
+ * the last sample is not too recent, see MIN_FINAL_SAMPLE_MS) and returns
+ * the summary. The timer does not keep the process alive.
  */
 export class ProcSampler {
   readonly pid: number;
@@ -233,7 +237,10 @@ export class ProcSampler {
   stop(): ProcSummary {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    if (performance.now() - this.prevAt > this.intervalMs / 4 || this.samples.length === 0) this.sample();
+    // A last sample only over a span long enough to mean something: CPU% over a few ms
+    // is 0 or several hundred (clock-tick granularity), and would spoil cpuPercentMax.
+    const minFinalMs = this.intervalMs > 0 ? Math.min(this.intervalMs, MIN_FINAL_SAMPLE_MS) : MIN_FINAL_SAMPLE_MS;
+    if (performance.now() - this.prevAt >= minFinalMs || this.samples.length === 0) this.sample();
     const last = this.prev;
     const wall = (this.lastAt - this.t0) / 1000;
     const available = this.first !== undefined && last !== undefined && this.samples.length > 0;

@@ -294,7 +294,8 @@ export const jhelioviewerPattern: Pattern = async (ctx) => {
       if ((e as ClientError).kind === 'aborted') break;
       if (open) ctx.sessionAbandoned();
       open = false;
-      if (!(await ctx.retry(e as ClientError, ++failures, JHV_MAX_RETRIES))) return;
+      // The limit is the run's maxRetries (--retries; JHV_MAX_RETRIES when not given).
+      if (!(await ctx.retry(e as ClientError, ++failures))) return;
       await ctx.reconnect();
     }
   }

@@ -29,7 +29,7 @@ export interface ConformOptions {
   checkTimeoutMs?: number;
   /** Checks run at once (default 6). */
   concurrency?: number;
-  /** Only these check ids (or id prefixes such as `framing.`). */
+  /** Only these check ids or group names (`framing` or `framing.`). */
   only?: readonly string[];
   /** Called after each check. */
   onResult?: (r: CheckResult) => void;
@@ -50,14 +50,24 @@ export interface ConformReport {
   results: CheckResult[];
 }
 
-/** The checks a profile runs (every check is in `full`), optionally narrowed by ids or id prefixes. */
+/**
+ * The checks a profile runs (every check is in `full`), optionally narrowed by
+ * `only`: each entry is an exact check id or a group name (`framing` or
+ * `framing.`). Throws when an entry is not a check id or group, when it selects
+ * no check of the profile, or when nothing is left to run.
+ */
 export function selectChecks(profile: Profile, only?: readonly string[], checks: readonly Check[] = CHECKS): Check[] {
   let list = checks.filter((c) => profile === 'full' || c.profiles.includes(profile));
-  if (only && only.length > 0) {
-    const unknown = only.filter((o) => !checks.some((c) => c.id === o || c.id.startsWith(o)));
-    if (unknown.length > 0) throw new Error(`unknown check id: ${unknown.join(', ')}`);
-    list = list.filter((c) => only.some((o) => c.id === o || (o.endsWith('.') && c.id.startsWith(o))));
+  const wanted = (only ?? []).map((o) => o.trim()).filter((o) => o !== '');
+  if (wanted.length > 0) {
+    const matches = (c: Check, o: string): boolean => c.id === o || c.group === (o.endsWith('.') ? o.slice(0, -1) : o);
+    const unknown = wanted.filter((o) => !checks.some((c) => matches(c, o)));
+    if (unknown.length > 0) throw new Error(`unknown check id or group: ${unknown.join(', ')}`);
+    const outside = wanted.filter((o) => !list.some((c) => matches(c, o)));
+    if (outside.length > 0) throw new Error(`not in the ${profile} profile: ${outside.join(', ')} (use --profile full)`);
+    list = list.filter((c) => wanted.some((o) => matches(c, o)));
   }
+  if (list.length === 0) throw new Error(`no check selected (profile ${profile})`);
   return list;
 }
 

@@ -83,6 +83,10 @@ export interface RdJobResult {
 /** Runs the job; the embedded server (if any) is closed before returning, even on errors. */
 export async function runRdJob(o: RdJobOptions): Promise<RdJobResult> {
   const specs = o.servers && o.servers.length > 0 ? o.servers : [{ name: 'ours', url: EMBEDDED, dialect: 'ours' as const }];
+  const reference = o.summary?.reference;
+  if (reference !== undefined && !specs.some((s) => s.name === reference)) {
+    throw new RangeError(`reference server '${reference}' is not among ${specs.map((s) => s.name).join(', ')}`);
+  }
   const needsEmbedded = specs.some((s) => s.url === EMBEDDED);
   const where = resolveTarget(o, needsEmbedded);
   const sequenceSpec = o.sequence ?? 'paper';

@@ -83,6 +83,9 @@ export async function runRd(opts: RdRunOptions): Promise<RdResult> {
   if (opts.servers.length === 0) throw new RangeError('no server to measure');
   const names = new Set(opts.servers.map((s) => s.name));
   if (names.size !== opts.servers.length) throw new RangeError('two servers have the same name');
+  // Checked before anything is measured: summarize() would refuse it only after the whole run.
+  const reference = opts.summary?.reference;
+  if (reference !== undefined && !names.has(reference)) throw new RangeError(`reference server '${reference}' is not among ${[...names].join(', ')}`);
   const maxRequests = opts.maxRequestsPerWindow ?? RD_DEFAULTS.maxRequestsPerWindow;
   const timeoutMs = opts.timeoutMs ?? RD_DEFAULTS.timeoutMs;
   const stream = opts.stream ?? 0;

@@ -88,6 +88,21 @@ cli('every command has --help, and a wrong command is refused', async () => {
   assert.is(bad.code, 2);
 });
 
+cli('a failed .check() is a usage error: one line, exit code 2; runtime errors stay exit code 1', async () => {
+  for (const [args, re] of [
+    [['fixtures'], /give --out DIR/],
+    [['fixtures', '--out', join(tmpdir(), 'x'), '--verify', join(tmpdir(), 'y')], /do not go together/],
+  ] as const) {
+    const r = await run([...args]);
+    assert.is(r.code, 2, r.err);
+    assert.match(r.err, re);
+    assert.match(r.err, /^jpip-bench: /);
+    assert.not.match(r.err, /\n\s+at /, 'no stack');
+  }
+  const missing = await run(['inspect', join(tmpdir(), 'no-such-file.jp2')]);
+  assert.is(missing.code, 1, 'a runtime error is not a usage error');
+});
+
 cli('the cache directory defaults to $JPIP_BENCH_CACHE, then XDG, then ~/.cache', () => {
   assert.is(defaultCacheDir({ JPIP_BENCH_CACHE: '/x' }), '/x');
   assert.is(defaultCacheDir({ XDG_CACHE_HOME: '/y' }), '/y/jpip-bench/index');

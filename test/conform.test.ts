@@ -64,14 +64,18 @@ registry('at least 60 checks, each with a unique id in its group, a title, a rea
   assert.ok(CHECKS.filter((c) => c.profiles.includes('jhv')).length >= 15, 'a JHelioviewer profile of substance');
 });
 
-registry('profiles select their checks; --only takes ids and group prefixes; unknown ids are refused', () => {
+registry('profiles select their checks; --only takes ids and group names; unknown or empty selections are refused', () => {
   assert.is(selectChecks('full').length, CHECKS.length);
   assert.ok(selectChecks('core').every((c) => c.profiles.includes('core')));
   assert.ok(selectChecks('jhv').every((c) => c.profiles.includes('jhv')));
   assert.equal(selectChecks('full', ['framing.']).map((c) => c.group), CHECKS.filter((c) => c.group === 'framing').map(() => 'framing'));
   assert.equal(selectChecks('full', ['headers.qid']).map((c) => c.id), ['headers.qid']);
-  assert.is(selectChecks('core', ['headers.qid']).length, 0, 'a full-only check is not in core');
+  assert.equal(selectChecks('full', ['framing']).map((c) => c.id), selectChecks('full', ['framing.']).map((c) => c.id), 'a group with or without the dot');
+  assert.throws(() => selectChecks('core', ['headers.qid']), /not in the core profile/, 'a full-only check is not in core');
   assert.throws(() => selectChecks('full', ['nope.nothing']), /unknown check id/);
+  assert.throws(() => selectChecks('full', ['fram']), /unknown check id/, 'a bare prefix is not a group');
+  assert.throws(() => selectChecks('full', ['framing.', 'headers.q']), /unknown check id or group: headers\.q/);
+  assert.throws(() => selectChecks('full', [], []), /no check selected/);
 });
 
 registry('UNIMPLEMENTED fails only the full profile; FAILED fails every profile', () => {
@@ -209,6 +213,19 @@ ours('the CLI exits 1 when a check of the profile fails, 2 when the run cannot s
   const bad = await cli(['conform', url, '--fixtures', join(tmpdir(), 'no-such-set.json')]);
   assert.is(bad.code, 2);
   assert.match(bad.err, /jpip-bench conform: /);
+  for (const only of ['framing', 'headers.qid', 'nope']) {
+    const none = await cli(['conform', url, '--only', only, '--profile', only === 'framing' ? 'full' : 'core']);
+    if (only === 'framing') {
+      assert.is(none.code, 0, none.err + none.out);
+      assert.match(none.out, /framing\./);
+    } else {
+      assert.is(none.code, 2, `--only ${only}: ${none.out}`);
+      assert.match(none.err, /jpip-bench conform: /);
+      assert.not.match(none.out, /PASSED/);
+    }
+  }
+  const listBad = await cli(['conform', '--list', '--only', 'nope']);
+  assert.is(listBad.code, 2);
   const nourl = await cli(['conform']);
   assert.is(nourl.code, 2);
   const list = await cli(['conform', '--list', '--profile', 'jhv']);

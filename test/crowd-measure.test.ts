@@ -62,6 +62,14 @@ t('this process through Node (no /proc needed), sampled by hand', () => {
   assert.is(s.latest, s.samples[0]);
   const sum = s.stop();
   assert.ok(sum.available && sum.pid === process.pid && sum.label === 'this process');
+  assert.is(sum.samples.length, 1, 'stop() right after a sample takes no final sample over a few ms');
+});
+
+t('stop() takes a final sample when enough time has passed since the last', async () => {
+  const s = new ProcSampler('self', { intervalMs: 0 }).start();
+  s.sample();
+  await new Promise((r) => setTimeout(r, 300));
+  assert.is(s.stop().samples.length, 2);
 });
 
 t('the run environment: tool version, Node, CPU model and count, git commit when in a checkout', () => {

@@ -1,4 +1,5 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -91,6 +92,38 @@ t('open loop (--rate): requests are paced, latency counts from when each was due
   assert.ok(r.serviceTimeMs, 'service time reported');
   assert.ok(r.latencyMs.max >= r.serviceTimeMs!.max - 0.01, 'latency from due >= service time');
   assert.match(formatCrowdSummary(r), /open loop, 20 requests\/s per client/);
+});
+
+t('open loop, slow rate: nothing is sent or awaited past the session; rates use the whole window', async () => {
+  const t0 = Date.now();
+  // The second request of each client is due at 5 s, long after the 1 s session.
+  const r = await runCrowd({ ...SHORT, clients: 2, rate: 0.2, duration: 1, sessionLength: 1, every: 1 });
+  assert.ok(Date.now() - t0 < 3000, `the run took ${Date.now() - t0} ms`);
+  assert.is(r.totals.requests, 2, 'one request per client: the next was due after the session');
+  assert.ok(r.elapsedSeconds > 0.8 && r.elapsedSeconds <= 1, `${r.elapsedSeconds} s`);
+  assert.ok(r.rates.requestsPerSecond <= 2.5, `${r.rates.requestsPerSecond} requests/s`);
+});
+
+t('an already-aborted signal ends the run at once', async () => {
+  const t0 = Date.now();
+  const r = await runCrowd({ ...SHORT, clients: 1, duration: 4, sessionLength: 4, every: 1, signal: AbortSignal.abort() });
+  assert.ok(Date.now() - t0 < 1500, `${Date.now() - t0} ms`);
+  assert.is(r.totals.clients, 0);
+});
+
+t('--retries applies to the jhelioviewer pattern too (13 only when not given)', async () => {
+  assert.is(resolveCrowdSettings({ pattern: 'jhelioviewer' }).maxRetries, 13);
+  assert.is(resolveCrowdSettings({ pattern: 'jhelioviewer', maxRetries: 1 }).maxRetries, 1);
+  assert.is(resolveCrowdSettings({}).maxRetries, CROWD_DEFAULTS.maxRetries);
+  const movieInfo: MovieInfo[] = [{ target: 'linked.jpx', frames: 3, sizes: [{ width: 128, height: 128 }, { width: 64, height: 64 }] }];
+  const probe = createNetServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(probe.address() as AddressInfo).port}/`;
+  await new Promise((r) => probe.close(r));
+  // Nothing listens there: every request fails to connect.
+  const r = await runCrowd({ server: url, movieInfo, pattern: 'jhelioviewer', clients: 1, every: 3, duration: 3, sessionLength: 3, level: 0, woi: { w: 16, h: 16 }, framesPerQuery: 1, maxRetries: 1, timeoutMs: 1000 });
+  assert.is(r.totals.retries, 1);
+  assert.is(r.totals.clientsGaveUp, 1);
 });
 
 t("JHelioviewer's sequence: every frame completes, then cclose; nothing fails", async () => {
@@ -191,6 +224,7 @@ t('an abort stops the run at once; sessions still get their cclose', async () =>
   assert.is(r.errors.total, 0, JSON.stringify(r.errors));
   assert.is(r.totals.sessionsClosed, r.totals.sessionsOpened);
   assert.is(r.totals.clients, 2, 'later crowds never came');
+  assert.ok(r.elapsedSeconds >= 0.3 && r.elapsedSeconds < 2, `the window ends with the abort: ${r.elapsedSeconds} s`);
 });
 
 t('patterns: frame ranges wrap, JHelioviewer order, frame counts from placeholders, windows clipped', () => {

@@ -469,6 +469,10 @@ other('bad options are refused before any request', async () => {
       }),
     /same name/,
   );
+  // An unknown --reference is refused first: nothing is decoded or measured (a bad original would fail otherwise).
+  const servers = [{ name: 'a', url: 'http://127.0.0.1:9', dialect: 'ours' as const }];
+  await rejects(() => runRd({ ...base0, original: { bytes: new Uint8Array(0), file: 'none' }, servers, step: 100, summary: { reference: 'zz' } }), /reference server 'zz' is not among a/);
+  await rejects(() => runRdJob({ servers, target: FIXTURE, original: join(tmpdir(), 'no-such-original.j2k'), summary: { reference: 'zz' }, out: join(tmpdir(), 'rd-never-written') }), /reference server 'zz' is not among a/);
 });
 
 other.run();

@@ -18,7 +18,7 @@ export function register(y: Argv, io: CliIo): Argv {
         .option('target-style', { choices: ['path', 'query'] as const, default: 'path' as const, describe: 'name targets in the URL path (GET base/file?...) or with target= (GET base?target=file&...)' })
         .option('timeout', { type: 'number', default: 5000, describe: 'milliseconds one request may take' })
         .option('concurrency', { type: 'number', default: 6, describe: 'checks run at once' })
-        .option('only', { type: 'string', array: true, describe: 'run only these check ids (or group prefixes such as framing.)' })
+        .option('only', { type: 'string', array: true, describe: 'run only these check ids or groups (framing or framing.); an entry that selects no check of the profile is an error' })
         .option('json', { type: 'string', describe: 'write the report as JSON to this file' })
         .option('junit', { type: 'string', describe: 'write the report as JUnit XML to this file' })
         .option('markdown', { type: 'string', describe: 'write the report as Markdown to this file' })
@@ -30,7 +30,14 @@ export function register(y: Argv, io: CliIo): Argv {
       const profile = args.profile as Profile;
       const only = (args.only ?? []).flatMap((s) => String(s).split(',')).filter((s) => s !== '');
       if (args.list) {
-        const list = selectChecks(profile, only, CHECKS);
+        let list;
+        try {
+          list = selectChecks(profile, only, CHECKS);
+        } catch (e) {
+          io.err(`jpip-bench conform: ${(e as Error).message}`);
+          process.exitCode = 2;
+          return;
+        }
         io.out(list.map((c) => `${c.id.padEnd(30)} [${c.profiles.join(',')}] ${c.title}`).join('\n'));
         return;
       }

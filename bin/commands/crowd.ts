@@ -81,8 +81,8 @@ export function register(y: Argv, io: CliIo): Argv {
       y
         .option('clients', { type: 'number', default: CROWD_DEFAULTS.clients, describe: 'new clients per crowd' })
         .option('every', { type: 'number', default: CROWD_DEFAULTS.every, describe: 'seconds between crowds' })
-        .option('duration', { type: 'number', default: CROWD_DEFAULTS.duration, describe: 'seconds during which crowds arrive (the run ends when their sessions have)' })
-        .option('session-length', { type: 'number', default: CROWD_DEFAULTS.sessionLength, describe: 'seconds each client plays its movie' })
+        .option('duration', { type: 'number', default: CROWD_DEFAULTS.duration, describe: 'seconds the run lasts: crowds arrive until then, and clients still playing then are stopped and close their sessions' })
+        .option('session-length', { type: 'number', default: CROWD_DEFAULTS.sessionLength, describe: 'seconds each client plays its movie (cut short when the run ends at --duration)' })
         .option('frames-per-query', { type: 'number', default: CROWD_DEFAULTS.framesPerQuery, describe: 'consecutive frames per request (paper pattern)' })
         .option('woi', { type: 'string', default: `${CROWD_DEFAULTS.woi.w}x${CROWD_DEFAULTS.woi.h}`, describe: 'window WxH from (0,0), clipped to the frame' })
         .option('level', { type: 'number', default: CROWD_DEFAULTS.level, describe: "resolution levels discarded (0 = full size; 2 = the paper's 4096x4096 frames seen at 1024x1024)" })
