@@ -79,6 +79,8 @@ interface Conn {
   socket: Socket;
   /** Generation of the worker holding it (0: not handed yet). */
   handedTo: number;
+  /** It served a worker that died: an established keep-alive connection, allowed to idle. */
+  inherited: boolean;
 }
 
 /** Where the worker entry is, and how to run it. */
@@ -280,6 +282,8 @@ export class Supervisor extends EventEmitter {
         reset++;
       } else {
         c.handedTo = 0;
+        // An established keep-alive connection: the next worker lets it idle as keep-alive allows.
+        c.inherited = true;
         kept++;
       }
     }
@@ -318,7 +322,7 @@ export class Supervisor extends EventEmitter {
       return;
     }
     const slot = this.freeSlots.pop() ?? this.nextSlot++;
-    const c: Conn = { id: ++this.seq, slot, socket, handedTo: 0 };
+    const c: Conn = { id: ++this.seq, slot, socket, handedTo: 0, inherited: false };
     this.conns.set(c.id, c);
     if (this.ready) this.hand(c);
   }
@@ -326,9 +330,8 @@ export class Supervisor extends EventEmitter {
   private hand(c: Conn): void {
     const child = this.child;
     if (!child || !this.ready) return;
-    const inherited = c.handedTo !== 0;
     c.handedTo = this.generation;
-    const msg: ToWorker = { t: 'conn', id: c.id, slot: c.slot, inherited };
+    const msg: ToWorker = { t: 'conn', id: c.id, slot: c.slot, inherited: c.inherited };
     child.send(msg, c.socket, { keepOpen: true }, (err) => {
       // A worker that died meanwhile: the exit handler hands the connection to the next one.
       if (err) this.logger.debug({ event: 'hand-off-failed', id: c.id, message: err.message });

@@ -190,10 +190,13 @@ test('clients keep their connections and sessions, in-flight requests fail fast 
   for (const k of [0, 1, 2, FRAMES - 1]) await fetchFrame(stalled, k, 64 * 1024 * 1024, { failedAt: [] });
   for (const l of logs) for (const at of l.failedAt) assert.ok(at - killedAt < HEADERS_SECONDS * 1000 + 1500, `a streaming request failed ${at - killedAt} ms after the kill`);
 
-  // The idle client goes on over the same TCP connection, with its session.
+  // The idle client goes on over the same TCP connection, with its session, even after staying
+  // idle longer than the header timeout (the new worker must not take it for a silent new client).
+  const idleUntil = killedAt + HEADERS_SECONDS * 1000 + 500;
+  if (Date.now() < idleUntil) await new Promise((r) => setTimeout(r, idleUntil - Date.now()));
   const idleAfter = await idle.request({ stream: [{ from: 7, to: 7, step: 1 }], fsiz: { fx: 128, fy: 128, round: 'round-down' }, len: 1_000_000 });
   assert.is(idleAfter.status, 200);
-  assert.is(idleAfter.localPort, idleBefore.localPort, 'same TCP connection (local port)');
+  assert.is(idleAfter.localPort, idleBefore.localPort, `same TCP connection (local port); death ${JSON.stringify(deaths[0])}; log ${JSON.stringify(supervisorLog.slice(-8))}`);
   assert.is(idle.connects, 1, 'the idle client never reconnected');
   assert.ok(idleAfter.eor === EOR.WINDOW_DONE || idleAfter.eor === EOR.IMAGE_DONE);
 
