@@ -37,6 +37,7 @@ import { planRequest } from '../server/request-plan.js';
 import { planResponse } from '../server/responder.js';
 import { defaultIndexThreads } from '../server/index-pool.js';
 import { Supervisor } from '../server/supervisor.js';
+import { readProc } from '../client-sim/measure.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 16);
@@ -44,7 +45,6 @@ const LEN = Number(process.env['BENCH_LEN'] ?? 16384);
 const here = dirname(fileURLToPath(import.meta.url));
 const FIXTURES = join(here, '..', 'test', 'fixtures');
 const distWorker = join(here, '..', 'dist', 'server', 'worker-main.js');
-const TICKS = 100; // USER_HZ on Linux
 const THREADS = Number(process.env['BENCH_THREADS'] ?? defaultIndexThreads());
 const COLD = Number(process.env['BENCH_COLD'] ?? 64);
 
@@ -111,11 +111,11 @@ function line(label: string, f: LoadFigures): string {
   return `  ${label}: ${Math.round(f.reqs / SECONDS)} requests/s, ${f.mbps.toFixed(1)} MB/s, p50 ${f.p50} ms, p99 ${f.p99} ms, errors ${f.errors}, non-2xx ${f.non2xx}; worker CPU ${((f.workerCpu / SECONDS) * 100).toFixed(0)}% (${((f.workerCpu / f.reqs) * 1e6).toFixed(0)} us/request), generator + supervisor ${((f.genCpu / SECONDS) * 100).toFixed(0)}%`;
 }
 
-/** CPU seconds (user + system) a process has used, from /proc. */
+/** CPU seconds (user + system) a process has used, from /proc (client-sim/measure.ts reads it). */
 function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS;
+  const r = readProc(pid);
+  if (!r) throw new Error(`cannot read /proc/${pid}`);
+  return r.cpuSeconds;
 }
 
 async function main(): Promise<void> {
@@ -125,8 +125,6 @@ async function main(): Promise<void> {
   for (const f of ['movie.jpx', 'linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
   for (const f of ['g256-irrev-8l-cb32.j2k', 'rgb200x150-t64-rpcl-plt-tpr.jp2']) copyFileSync(join(FIXTURES, f), join(root, f));
   const config = validateConfig([{ root, port: 0, stateDir: join(root, '.state'), logLevel: 'error' }]);
-  const sup = new Supervisor({ config, workerModule: distWorker, execArgv: [] });
-  const base = await sup.start();
   const queries = [
     `/movie/movie.jpx?stream=0&fsiz=128,128&len=${LEN}`,
     `/movie/movie.jpx?stream=1&fsiz=64,64&len=${LEN}`,
@@ -135,20 +133,8 @@ async function main(): Promise<void> {
     `/rgb200x150-t64-rpcl-plt-tpr.jp2?fsiz=200,150&roff=20,20&rsiz=100,100&len=${LEN}`,
   ];
   try {
-    const worker = sup.workerPid!;
-    const w0 = cpuSeconds(worker);
-    const c0 = process.cpuUsage();
-    let k = 0;
-    const result = await autocannon({
-      url: base,
-      connections: CONNECTIONS,
-      duration: SECONDS,
-      requests: [{ setupRequest: (req) => ({ ...req, path: queries[k++ % queries.length]! }) }],
-    });
-    const c1 = process.cpuUsage(c0);
-    const workerCpu = cpuSeconds(worker) - w0;
     // The supervisor runs in this process with autocannon: their CPU is reported together.
-    const thisCpu = (c1.user + c1.system) / 1e6;
+    const f = await load(root, queries, {});
 
     // The part threads could take: plan and assemble the same responses, in this process.
     const registry = new ImageRegistry({ root });
@@ -170,12 +156,12 @@ async function main(): Promise<void> {
     const assembleUs = ((performance.now() - t0) * 1000) / n;
     registry.closeAll();
 
-    const reqs = result.requests.total;
+    const reqs = f.reqs;
+    const workerCpu = f.workerCpu;
     const lines = [
       `worker-load: ${SECONDS} s, ${CONNECTIONS} keep-alive connections, stateless window requests (len ${LEN}) on 5 images`,
       `  machine: ${cpus().length} cores, Node ${process.version}`,
-      `  ${Math.round(reqs / SECONDS)} requests/s, ${(result.throughput.average / 1024 / 1024).toFixed(1)} MB/s, latency p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms, errors ${result.errors}, non-2xx ${result.non2xx}`,
-      `  CPU: worker ${((workerCpu / SECONDS) * 100).toFixed(0)}% of a core (${((workerCpu / reqs) * 1e6).toFixed(0)} us per request); load generator + supervisor ${((thisCpu / SECONDS) * 100).toFixed(0)}%`,
+      line('all in the worker thread', f),
       `  planning and assembling a response alone (what threads could take): ${assembleUs.toFixed(0)} us (${(bytes / n / 1024).toFixed(1)} KB), ${((assembleUs / ((workerCpu / reqs) * 1e6)) * 100).toFixed(0)}% of the worker's CPU per request`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
@@ -192,7 +178,6 @@ async function main(): Promise<void> {
       process.stdout.write(`${line(`cold, indexThreads ${threads}`, await load(root, cold, { indexThreads: threads, maxOpenFiles: 8 }))}\n`);
     }
   } finally {
-    await sup.drain();
     rmSync(root, { recursive: true, force: true });
   }
 }
