@@ -9,6 +9,7 @@ import type { RandomAccess } from './source.js';
 
 /** A RandomAccess over an open file descriptor. `close()` releases it. */
 export interface FileSource extends RandomAccess {
+  readInto(pos: number, len: number, out: Uint8Array, outPos: number): void;
   readonly fd: number;
   readonly mtimeMs: number;
   close(): void;
@@ -25,26 +26,31 @@ export function openFileSource(path: string, name: string = path): FileSource {
   }
   const size = st.size;
   let closed = false;
+  const readInto = (pos: number, len: number, out: Uint8Array, outPos: number): void => {
+    if (pos < 0 || len < 0 || pos + len > size) {
+      throw new J2kError(J2K_ERROR.TRUNCATED, `read of ${len} bytes past the end (size ${size})`, { file: name, offset: pos });
+    }
+    if (outPos < 0 || outPos + len > out.length) throw new RangeError(`readInto: ${len} bytes at ${outPos} do not fit a buffer of ${out.length}`);
+    let done = 0;
+    while (done < len) {
+      const n = readSync(fd, out, outPos + done, len - done, pos + done);
+      if (n === 0) {
+        throw new J2kError(J2K_ERROR.TRUNCATED, `file shrank while reading`, { file: name, offset: pos + done });
+      }
+      done += n;
+    }
+  };
   return {
     fd,
     size,
     name,
     mtimeMs: st.mtimeMs,
     read(pos: number, len: number): Uint8Array {
-      if (pos < 0 || len < 0 || pos + len > size) {
-        throw new J2kError(J2K_ERROR.TRUNCATED, `read of ${len} bytes past the end (size ${size})`, { file: name, offset: pos });
-      }
       const out = new Uint8Array(len);
-      let done = 0;
-      while (done < len) {
-        const n = readSync(fd, out, done, len - done, pos + done);
-        if (n === 0) {
-          throw new J2kError(J2K_ERROR.TRUNCATED, `file shrank while reading`, { file: name, offset: pos + done });
-        }
-        done += n;
-      }
+      readInto(pos, len, out, 0);
       return out;
     },
+    readInto,
     close(): void {
       if (!closed) {
         closed = true;

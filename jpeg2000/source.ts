@@ -15,18 +15,33 @@ export interface RandomAccess {
   readonly origin?: number | undefined;
   /** Exactly `len` bytes at `pos`; throws TRUNCATED if they are not all there. */
   read(pos: number, len: number): Uint8Array;
+  /**
+   * Copies exactly `len` bytes at `pos` into `out` at `outPos`, without an intermediate buffer
+   * (optional: `readInto` below falls back to `read`). Same errors as `read`.
+   */
+  readInto?(pos: number, len: number, out: Uint8Array, outPos: number): void;
+}
+
+/** Copies `len` bytes at `pos` of `src` into `out` at `outPos`, directly when the source can. */
+export function readInto(src: RandomAccess, pos: number, len: number, out: Uint8Array, outPos: number): void {
+  if (src.readInto) src.readInto(pos, len, out, outPos);
+  else out.set(src.read(pos, len), outPos);
 }
 
 /** A RandomAccess over an in-memory buffer (tests, small files). */
 export function bufferSource(bytes: Uint8Array, name?: string): RandomAccess {
+  const read = (pos: number, len: number): Uint8Array => {
+    if (pos < 0 || len < 0 || pos + len > bytes.length) {
+      throw new J2kError(J2K_ERROR.TRUNCATED, `read of ${len} bytes past the end (size ${bytes.length})`, { file: name, offset: pos });
+    }
+    return bytes.subarray(pos, pos + len);
+  };
   return {
     size: bytes.length,
     name,
-    read(pos: number, len: number): Uint8Array {
-      if (pos < 0 || len < 0 || pos + len > bytes.length) {
-        throw new J2kError(J2K_ERROR.TRUNCATED, `read of ${len} bytes past the end (size ${bytes.length})`, { file: name, offset: pos });
-      }
-      return bytes.subarray(pos, pos + len);
+    read,
+    readInto(pos: number, len: number, out: Uint8Array, outPos: number): void {
+      out.set(read(pos, len), outPos);
     },
   };
 }
@@ -36,18 +51,25 @@ export function subSource(src: RandomAccess, start: number, length: number): Ran
   if (start < 0 || length < 0 || start + length > src.size) {
     throw new J2kError(J2K_ERROR.TRUNCATED, `range ${start}+${length} is past the end (size ${src.size})`, { file: src.name, offset: start });
   }
+  const check = (pos: number, len: number): void => {
+    if (pos < 0 || len < 0 || pos + len > length) {
+      throw new J2kError(J2K_ERROR.TRUNCATED, `read of ${len} bytes past the end of the codestream (size ${length})`, {
+        file: src.name,
+        offset: start + pos,
+      });
+    }
+  };
   return {
     size: length,
     name: src.name,
     origin: (src.origin ?? 0) + start,
     read(pos: number, len: number): Uint8Array {
-      if (pos < 0 || len < 0 || pos + len > length) {
-        throw new J2kError(J2K_ERROR.TRUNCATED, `read of ${len} bytes past the end of the codestream (size ${length})`, {
-          file: src.name,
-          offset: start + pos,
-        });
-      }
+      check(pos, len);
       return src.read(start + pos, len);
+    },
+    readInto(pos: number, len: number, out: Uint8Array, outPos: number): void {
+      check(pos, len);
+      readInto(src, start + pos, len, out, outPos);
     },
   };
 }

@@ -6,8 +6,9 @@ import { BIN_CLASS } from './constants.js';
  * as a prefix: JPIP servers send each bin in order). `COMPLETE` marks a bin
  * the client has entirely.
  *
- * Bins are keyed by (codestream, class, in-class id), so
- * a session costs one Map entry per bin it has touched.
+ * Bins are keyed by (codestream, class, in-class id) packed into one number
+ * (a string only for ids beyond the packed range), so a session costs one
+ * small Map entry per bin it has touched and a look-up allocates nothing.
  */
 
 /** Held-bytes value of a complete bin. */
@@ -21,12 +22,31 @@ function modelClass(classId: number): number {
 }
 
 
+/** Codestreams and bin ids below these pack into one safe integer: ((id * 16) + class) * 2^20 + codestream. */
+const CS_LIMIT = 2 ** 20;
+const ID_LIMIT = 2 ** 29;
+
+/** The model's key of a bin: a number when it packs, else a string (never equal to any number). */
+export function binKey(codestream: number, classId: number, binId: number): number | string {
+  const cls = modelClass(classId);
+  if (codestream < CS_LIMIT && binId < ID_LIMIT && codestream >= 0 && binId >= 0) return (binId * 16 + cls) * CS_LIMIT + codestream;
+  return `${codestream}:${cls}:${binId}`;
+}
+
+function unpackKey(k: number | string): [number, number, number] {
+  if (typeof k === 'string') return k.split(':').map(Number) as [number, number, number];
+  const codestream = k % CS_LIMIT;
+  const rest = (k - codestream) / CS_LIMIT;
+  const cls = rest % 16;
+  return [codestream, cls, (rest - cls) / 16];
+}
+
 export class CacheModel {
   /** key -> held bytes (COMPLETE when the client has the whole bin). */
-  private readonly bins = new Map<string, number>();
+  private readonly bins = new Map<number | string, number>();
 
-  private static key(codestream: number, classId: number, binId: number): string {
-    return `${codestream}:${modelClass(classId)}:${binId}`;
+  private static key(codestream: number, classId: number, binId: number): number | string {
+    return binKey(codestream, classId, binId);
   }
 
   /** Bytes of the bin the client holds from its start (0 when none). */
@@ -68,7 +88,7 @@ export class CacheModel {
   /** Every tracked bin (for journals and tests). */
   *entries(): IterableIterator<{ codestream: number; classId: number; binId: number; held: number }> {
     for (const [k, held] of this.bins) {
-      const [cs, cls, id] = k.split(':').map(Number) as [number, number, number];
+      const [cs, cls, id] = unpackKey(k);
       yield { codestream: cs, classId: cls, binId: id, held };
     }
   }

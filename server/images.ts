@@ -9,6 +9,7 @@ import type { CodestreamIndex } from '../jpeg2000/packet-index.js';
 import { subSource, type RandomAccess } from '../jpeg2000/source.js';
 import { metadataBin0 } from '../jpip/metadata.js';
 import { JpipError } from '../jpip/errors.js';
+import type { BlockCache, CachedSource } from './block-cache.js';
 
 /**
  * The server's registry of open images. A target name is confined to the
@@ -50,6 +51,9 @@ export class ImageEntry {
   /** Resolved paths of linked codestreams. */
   private readonly linked = new Map<number, string>();
   private readonly registry: ImageRegistry;
+  /** The file's bytes as responses read them: through the registry's block cache when it has one. */
+  private readonly bytes: RandomAccess;
+  private readonly cached: CachedSource | undefined;
 
   constructor(registry: ImageRegistry, key: string, abs: string, size: number, mtimeMs: number, image: ImageIndex) {
     this.registry = registry;
@@ -60,6 +64,8 @@ export class ImageEntry {
     this.image = image;
     this.tid = targetId(key, size, mtimeMs);
     this.structureBytes = structureEstimate(image);
+    this.cached = registry.blockCache?.wrap(image.source);
+    this.bytes = this.cached ?? image.source;
   }
 
   /** Index memory of this image now: packet tables, metadata-bin 0, parsed headers (estimate). */
@@ -87,7 +93,7 @@ export class ImageEntry {
     if (!ref) throw new RangeError(`codestream ${i} of ${this.codestreamCount}`);
     const layout = this.image.layout(i);
     if (layout) {
-      return { src: subSource(this.image.source, ref.offset, ref.length), layout, index: this.image.codestream(i), owner: this };
+      return { src: subSource(this.bytes, ref.offset, ref.length), layout, index: this.image.codestream(i), owner: this };
     }
     if (ref.kind !== 'fragment') throw new RangeError(`codestream ${i} has no layout`);
     let target = this.linked.get(i);
@@ -106,6 +112,7 @@ export class ImageEntry {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.cached?.drop();
     this.image.close();
   }
 }
@@ -134,6 +141,8 @@ export interface ImageRegistryOptions {
   maxOpen?: number;
   /** Index memory budget, in bytes (default: unbounded). */
   maxBytes?: number;
+  /** Responses read image bytes through this cache (default: straight from the files). */
+  blockCache?: BlockCache | undefined;
 }
 
 export class ImageRegistry {
@@ -142,6 +151,7 @@ export class ImageRegistry {
   readonly cacheDir: string | undefined;
   maxOpen: number;
   maxBytes: number;
+  readonly blockCache: BlockCache | undefined;
   private readonly entries = new Map<string, ImageEntry>();
   /** Sum of the entries' accountedBytes (entries retired while in use included until closed). */
   private total = 0;
@@ -155,6 +165,7 @@ export class ImageRegistry {
     this.cacheDir = opts.cacheDir;
     this.maxOpen = opts.maxOpen ?? 512;
     this.maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
+    this.blockCache = opts.blockCache;
   }
 
   /** Changes the budgets (a config reload) and applies them. */

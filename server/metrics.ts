@@ -1,5 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BlockCacheStats } from './block-cache.js';
 
 /**
  * The server's Prometheus metrics (prom-client), on a registry of its own so
@@ -15,6 +16,10 @@ export interface MetricSources {
   indexBytes: () => number;
   openFiles: () => number;
   journalBytes: () => number;
+  /** The image block cache's figures (optional: servers without one). */
+  blockCache?: () => BlockCacheStats;
+  /** The index threads' figures (optional: only with indexThreads > 0). */
+  indexThreads?: () => { tiles: number; failures: number; restarts: number };
 }
 
 export interface ServerMetrics {
@@ -63,6 +68,31 @@ export function createMetrics(src: MetricSources, opts: { defaultMetrics?: boole
   gauge('jpip_index_cache_bytes', 'bytes of packet tables and structure held by open images', src.indexBytes);
   gauge('jpip_open_image_files', 'image file descriptors open', src.openFiles);
   gauge('jpip_journal_bytes', 'size of the session journal file', src.journalBytes);
+  /** A counter whose value is read from a source at scrape time (it only grows). */
+  const counter = (name: string, help: string, read: () => number): void => {
+    new Counter({
+      name,
+      help,
+      registers,
+      collect(this: Counter) {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  };
+  const blocks = src.blockCache;
+  if (blocks) {
+    gauge('jpip_block_cache_bytes', 'bytes of image file blocks held in memory for responses', () => blocks().bytes);
+    counter('jpip_block_cache_hits_total', 'pieces of image files served from the block cache', () => blocks().hits);
+    counter('jpip_block_cache_misses_total', 'blocks read from image files into the block cache', () => blocks().misses);
+    counter('jpip_block_cache_evictions_total', 'blocks dropped to keep the block cache within its budget', () => blocks().evictions);
+  }
+  const threads = src.indexThreads;
+  if (threads) {
+    counter('jpip_index_thread_tiles_total', 'tiles indexed from packet headers on index threads', () => threads().tiles);
+    counter('jpip_index_thread_failures_total', 'index-thread jobs that failed (the main thread indexed the tile itself)', () => threads().failures);
+    counter('jpip_index_thread_restarts_total', 'index threads replaced after dying', () => threads().restarts);
+  }
   if (!opts.defaultMetrics) {
     gauge('process_resident_memory_bytes', 'resident memory size in bytes', () => process.memoryUsage().rss);
     gauge('process_open_fds', 'number of open file descriptors', openFdCount);

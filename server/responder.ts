@@ -1,10 +1,10 @@
 import { BIN_CLASS, EOR, type StreamType } from '../jpip/constants.js';
-import { COMPLETE, type CacheModel } from '../jpip/cache-model.js';
+import { COMPLETE, binKey, type CacheModel } from '../jpip/cache-model.js';
 import { mainHeaderBin, precinctBin, rangesLength, tileBin, tileHeaderBin, type ByteRange } from '../jpip/databin-map.js';
 import { JpipError } from '../jpip/errors.js';
 import { MAX_HEADER_LENGTH, MessageWriter, encodeEor } from '../jpip/messages.js';
 import { fullView, maxDiscardLevels, orderPrecincts, planWindow, resolveView, type View, type ViewRequest } from '../jpip/window.js';
-import type { RandomAccess } from '../jpeg2000/source.js';
+import { readInto, type RandomAccess } from '../jpeg2000/source.js';
 import type { CodestreamHandle, ImageEntry } from './images.js';
 
 /**
@@ -114,38 +114,40 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
     *body() {
       const writer = new MessageWriter();
       let budget = input.len;
-      let chunk = new Uint8Array(opts.chunkSize);
+      // Not zero-filled: every byte handed out is written first.
+      let chunk: Uint8Array = Buffer.allocUnsafe(opts.chunkSize);
       let fill = 0;
       let updates: ModelUpdate[] = [];
-      /** Bytes held after what this response has queued so far. */
-      const overlay = new Map<string, number>();
-      const heldNow = (cs: number, cls: number, id: number): number => overlay.get(`${cs}:${cls}:${id}`) ?? model.held(cs, cls, id);
-      let truncated = false;
+      /** Full chunks waiting to be handed out (the generator yields them between bins). */
+      const ready: BodyChunk[] = [];
+      /** Bytes held after what this response has queued so far, by the model's bin key. */
+      const overlay = new Map<number | string, number>();
       const limitReason = input.capped ? EOR.RESPONSE_LIMIT_REACHED : EOR.BYTE_LIMIT_REACHED;
 
-      const flush = function* (): Generator<BodyChunk, void, void> {
+      const flush = (): void => {
         if (fill > 0) {
-          yield { bytes: chunk.subarray(0, fill), updates };
-          chunk = new Uint8Array(opts.chunkSize);
+          ready.push({ bytes: chunk.subarray(0, fill), updates });
+          chunk = Buffer.allocUnsafe(opts.chunkSize);
           fill = 0;
           updates = [];
         }
       };
+      const drain = function* (): Generator<BodyChunk, void, void> {
+        for (const c of ready.splice(0)) yield c;
+      };
 
-      /** Sends bytes [held, upTo) of a bin as far as the budget allows. Returns false when the budget is spent. */
-      const send = function* (job: BinJob): Generator<BodyChunk, boolean, void> {
-        let held = heldNow(job.codestream, job.classId, job.binId);
+      /** Queues bytes [held, upTo) of a bin as far as the budget allows. Returns false when the budget is spent. */
+      const send = (job: BinJob): boolean => {
+        const key = binKey(job.codestream, job.classId, job.binId);
+        let held = overlay.get(key) ?? model.held(job.codestream, job.classId, job.binId);
         if (held === COMPLETE) return true;
         const target = Math.min(job.upTo, job.total);
         // An empty, complete bin (an empty tile header, an empty metadata-bin 0) is still announced once.
         if (held >= target && !(job.total === 0 && target === 0)) return true;
         while (held < target || (job.total === 0 && held === 0)) {
-          if (budget < MAX_HEADER_LENGTH + 1 && !(job.total === 0 && budget >= MAX_HEADER_LENGTH)) {
-            truncated = true;
-            return false;
-          }
+          if (budget < MAX_HEADER_LENGTH + 1 && !(job.total === 0 && budget >= MAX_HEADER_LENGTH)) return false;
           const room = Math.min(budget - MAX_HEADER_LENGTH, opts.chunkSize - MAX_HEADER_LENGTH);
-          if (opts.chunkSize - fill < MAX_HEADER_LENGTH + Math.min(target - held, 1)) yield* flush();
+          if (opts.chunkSize - fill < MAX_HEADER_LENGTH + Math.min(target - held, 1)) flush();
           const n = Math.min(target - held, room, opts.chunkSize - fill - MAX_HEADER_LENGTH);
           const complete = held + n === job.total;
           const start = fill;
@@ -154,17 +156,18 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
           fill += n;
           budget -= fill - start;
           held = complete ? COMPLETE : held + n;
-          overlay.set(`${job.codestream}:${job.classId}:${job.binId}`, held);
+          overlay.set(key, held);
           updates.push({ codestream: job.codestream, classId: job.classId, binId: job.binId, held });
           if (complete) return true;
-          if (fill >= opts.chunkSize - MAX_HEADER_LENGTH) yield* flush();
+          if (fill >= opts.chunkSize - MAX_HEADER_LENGTH) flush();
         }
         return true;
       };
 
       const finish = function* (reason: number): Generator<BodyChunk, void, void> {
         const eor = encodeEor(reason);
-        if (opts.chunkSize - fill < eor.length) yield* flush();
+        if (opts.chunkSize - fill < eor.length) flush();
+        yield* drain();
         chunk.set(eor, fill);
         fill += eor.length;
         yield { bytes: chunk.subarray(0, fill), updates, eor: reason };
@@ -172,9 +175,10 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
 
       // 1. Metadata-bin 0, first, always (also for raw codestreams: then it is empty).
       const meta = entry.metadata();
-      if (!(yield* send({ codestream: 0, classId: BIN_CLASS.METADATA, binId: 0, src: meta, ranges: [{ offset: 0, length: meta.length }], total: meta.length, upTo: meta.length }))) {
+      if (!send({ codestream: 0, classId: BIN_CLASS.METADATA, binId: 0, src: meta, ranges: [{ offset: 0, length: meta.length }], total: meta.length, upTo: meta.length })) {
         return yield* finish(limitReason);
       }
+      if (ready.length > 0) yield* drain();
       if (input.metadataOnly || !view) return yield* finish(EOR.WINDOW_DONE);
 
       // 2. Main headers, then the window's tile headers, of every codestream.
@@ -189,18 +193,20 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
       for (const p of plans) {
         const ranges = mainHeaderBin(p.h.layout);
         const total = rangesLength(ranges);
-        if (!(yield* send({ codestream: p.i, classId: BIN_CLASS.MAIN_HEADER, binId: 0, src: p.h.src, ranges, total, upTo: total }))) {
+        if (!send({ codestream: p.i, classId: BIN_CLASS.MAIN_HEADER, binId: 0, src: p.h.src, ranges, total, upTo: total })) {
           return yield* finish(limitReason);
         }
+        if (ready.length > 0) yield* drain();
       }
       if (input.type === 'jpt-stream') {
         for (const p of plans) {
           for (const tp of p.tiles) {
             const ranges = tileBin(p.h.layout, tp.tile);
             const total = rangesLength(ranges);
-            if (!(yield* send({ codestream: p.i, classId: BIN_CLASS.TILE, binId: tp.tile, src: p.h.src, ranges, total, upTo: total }))) {
+            if (!send({ codestream: p.i, classId: BIN_CLASS.TILE, binId: tp.tile, src: p.h.src, ranges, total, upTo: total })) {
               return yield* finish(limitReason);
             }
+            if (ready.length > 0) yield* drain();
           }
         }
         return yield* finish(doneReason(plans, input));
@@ -209,9 +215,10 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
         for (const tp of p.tiles) {
           const ranges = tileHeaderBin(p.h.layout, tp.tile);
           const total = rangesLength(ranges);
-          if (!(yield* send({ codestream: p.i, classId: BIN_CLASS.TILE_HEADER, binId: tp.tile, src: p.h.src, ranges, total, upTo: total }))) {
+          if (!send({ codestream: p.i, classId: BIN_CLASS.TILE_HEADER, binId: tp.tile, src: p.h.src, ranges, total, upTo: total })) {
             return yield* finish(limitReason);
           }
+          if (ready.length > 0) yield* drain();
         }
       }
 
@@ -228,13 +235,13 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
             const bin = bins[q]![k]!;
             if (l >= bin.layerEnds.length) continue;
             const total = bin.layerEnds[bin.layerEnds.length - 1]!;
-            if (!(yield* send({ codestream: p.i, classId: BIN_CLASS.PRECINCT, binId: it.id, src: p.h.src, ranges: bin.ranges, total, upTo: bin.layerEnds[l]! }))) {
+            if (!send({ codestream: p.i, classId: BIN_CLASS.PRECINCT, binId: it.id, src: p.h.src, ranges: bin.ranges, total, upTo: bin.layerEnds[l]! })) {
               return yield* finish(limitReason);
             }
+            if (ready.length > 0) yield* drain();
           }
         }
       }
-      void truncated;
       return yield* finish(doneReason(plans, input));
     },
   };
@@ -263,8 +270,8 @@ function copyBin(job: BinJob, from: number, n: number, out: Uint8Array, pos: num
       continue;
     }
     const take = Math.min(r.length - skip, left);
-    const bytes = job.src instanceof Uint8Array ? job.src.subarray(r.offset + skip, r.offset + skip + take) : job.src.read(r.offset + skip, take);
-    out.set(bytes, pos);
+    if (job.src instanceof Uint8Array) out.set(job.src.subarray(r.offset + skip, r.offset + skip + take), pos);
+    else readInto(job.src, r.offset + skip, take, out, pos);
     pos += take;
     left -= take;
     skip = 0;

@@ -38,6 +38,7 @@ export interface SessionListener {
 }
 
 export class SessionTable {
+  /** Least recently used first: `get` and `touch` move a session to the end, so expiry stops at the first one still fresh. */
   private readonly sessions = new Map<string, Session>();
   private readonly opts: SessionOptions;
   private readonly now: () => number;
@@ -91,8 +92,16 @@ export class SessionTable {
       if (s) this.drop(s);
       throw new JpipError('UNKNOWN_CHANNEL', `unknown or expired channel ${JSON.stringify(cid.slice(0, 64))}; open a new one with cnew`, 'cid');
     }
-    s.lastUsed = this.now();
+    this.touch(s);
     return s;
+  }
+
+  /** Marks a session used now (a response ended): it moves to the fresh end of the table. */
+  touch(s: Session): void {
+    s.lastUsed = this.now();
+    if (this.sessions.get(s.cid) !== s) return;
+    this.sessions.delete(s.cid);
+    this.sessions.set(s.cid, s);
   }
 
   /** Closes channels; returns how many existed. */
@@ -124,14 +133,18 @@ export class SessionTable {
     this.listener?.closed(s);
   }
 
-  /** Drops idle sessions; returns how many. */
+  /**
+   * Drops idle sessions; returns how many. The table is in order of last use, so the scan stops at
+   * the first session used within the idle time (one answering a request is passed over).
+   */
   expire(): number {
     let n = 0;
+    const now = this.now();
     for (const s of this.sessions.values()) {
-      if (this.isIdle(s)) {
-        this.drop(s);
-        n++;
-      }
+      if (s.active > 0) continue;
+      if (now - s.lastUsed <= this.opts.idleMs) break;
+      this.drop(s);
+      n++;
     }
     return n;
   }

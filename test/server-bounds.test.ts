@@ -258,10 +258,16 @@ bounds('/metrics (Prometheus text) answers loopback clients only unless metricsA
     'jpip_index_cache_entries 1',
     'jpip_index_cache_bytes',
     'jpip_open_image_files 1',
+    'jpip_block_cache_bytes',
+    'jpip_block_cache_misses_total',
     'process_resident_memory_bytes',
   ]) {
     assert.ok(text.includes(name), `${name} in /metrics`);
   }
+  // The response's bytes came through the block cache: blocks were read, pieces served from them.
+  assert.ok(Number(/jpip_block_cache_hits_total (\d+)/.exec(text)![1]) > 0, 'block cache hits');
+  assert.ok(Number(/jpip_block_cache_bytes (\d+)/.exec(text)![1]) > 0, 'block cache bytes');
+  assert.not.ok(text.includes('jpip_index_thread_tiles_total'), 'no index-thread metrics without index threads');
   const health = await fetch(`${base}/health`);
   assert.is(health.status, 200);
   const h = (await health.json()) as Record<string, unknown>;

@@ -90,6 +90,10 @@ test('threaded indexing gives byte-identical answers over the test fixtures', as
   assert.ok(threaded.server.indexPool!.tilesIndexed > 20, `tiles indexed on threads: ${threaded.server.indexPool!.tilesIndexed}`);
   assert.is(threaded.server.indexPool!.failures, 0);
   assert.is(plain.server.indexPool, undefined);
+  const text = await threaded.server.metrics.text();
+  assert.is(Number(/jpip_index_thread_tiles_total (\d+)/.exec(text)?.[1]), threaded.server.indexPool!.tilesIndexed, 'tiles in /metrics');
+  assert.match(text, /jpip_index_thread_failures_total 0\n/);
+  assert.match(text, /jpip_index_thread_restarts_total 0\n/);
 });
 
 test('threaded indexing gives byte-identical answers over fixtures/small', async () => {
