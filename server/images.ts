@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { realpathSync, statSync } from 'node:fs';
+import { lstatSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { Codestream } from '../jpeg2000/codestream.js';
 import { J2K_ERROR, isJ2kError } from '../jpeg2000/errors.js';
@@ -134,6 +134,11 @@ export function targetId(key: string, size: number, mtimeMs: number): string {
   return createHash('sha256').update(`${key}\0${size}\0${Math.round(mtimeMs * 1000)}`).digest('base64url').slice(0, 22);
 }
 
+/** How long a resolved target name is reused (a link changed in the root is followed within this time). */
+const RESOLVE_TTL_MS = 1000;
+/** Most names remembered (beyond, the memory is emptied and starts again). */
+const RESOLVE_CACHE_ENTRIES = 10_000;
+
 export interface ImageRegistryOptions {
   root: string;
   cacheDir?: string | undefined;
@@ -180,6 +185,12 @@ export class ImageRegistry {
     return this.total;
   }
 
+  /**
+   * Targets resolved recently: name -> real path, reused for `RESOLVE_TTL_MS` (resolving walks
+   * every path component with lstat). The file itself is still checked on every request.
+   */
+  private readonly resolved = new Map<string, { real: string; at: number }>();
+
   /** Image files open (one descriptor each), images retired but still read by a response included. */
   get openFiles(): number {
     return this.fileCount;
@@ -210,16 +221,33 @@ export class ImageRegistry {
 
   /** Opens (or reuses) the image a client names. */
   open(target: string): ImageEntry {
-    return this.openAbsolute(this.resolveTarget(target));
+    const now = Date.now();
+    const hit = this.resolved.get(target);
+    if (hit && now - hit.at < RESOLVE_TTL_MS) {
+      // The real path of a moment ago is still a regular file (not replaced by a link): reuse it.
+      let st;
+      try {
+        st = lstatSync(hit.real);
+      } catch {
+        st = undefined;
+      }
+      if (st?.isFile()) return this.openAbsolute(hit.real, st);
+    }
+    const real = this.resolveTarget(target);
+    if (this.resolved.size >= RESOLVE_CACHE_ENTRIES) this.resolved.clear();
+    this.resolved.set(target, { real, at: now });
+    return this.openAbsolute(real);
   }
 
-  /** Opens (or reuses) an image by its real absolute path inside the root. */
-  openAbsolute(real: string): ImageEntry {
-    let st;
-    try {
-      st = statSync(real);
-    } catch {
-      throw new JpipError('NOT_FOUND', 'no such target', 'target');
+  /** Opens (or reuses) an image by its real absolute path inside the root (`known`: its stat, just taken). */
+  openAbsolute(real: string, known?: Stats): ImageEntry {
+    let st = known;
+    if (!st) {
+      try {
+        st = statSync(real);
+      } catch {
+        throw new JpipError('NOT_FOUND', 'no such target', 'target');
+      }
     }
     if (!st.isFile()) throw new JpipError('NOT_FOUND', 'no such target (not a file)', 'target');
     const key = path.relative(this.rootReal, real).split(path.sep).join('/');

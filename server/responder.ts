@@ -114,8 +114,10 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
     *body() {
       const writer = new MessageWriter();
       let budget = input.len;
-      // Not zero-filled: every byte handed out is written first.
-      let chunk: Uint8Array = Buffer.allocUnsafe(opts.chunkSize);
+      // Not zero-filled: every byte handed out is written first. No bigger than what the rest of the
+      // budget can fill (a 20 KB reply does not take a 64 KB buffer), with room for the EOR.
+      const allocate = (): Uint8Array => Buffer.allocUnsafe(Math.max(256, Math.min(opts.chunkSize, budget + 64)));
+      let chunk: Uint8Array = allocate();
       let fill = 0;
       let updates: ModelUpdate[] = [];
       /** Full chunks waiting to be handed out (the generator yields them between bins). */
@@ -127,7 +129,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
       const flush = (): void => {
         if (fill > 0) {
           ready.push({ bytes: chunk.subarray(0, fill), updates });
-          chunk = Buffer.allocUnsafe(opts.chunkSize);
+          chunk = allocate();
           fill = 0;
           updates = [];
         }
@@ -146,9 +148,9 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
         if (held >= target && !(job.total === 0 && target === 0)) return true;
         while (held < target || (job.total === 0 && held === 0)) {
           if (budget < MAX_HEADER_LENGTH + 1 && !(job.total === 0 && budget >= MAX_HEADER_LENGTH)) return false;
-          const room = Math.min(budget - MAX_HEADER_LENGTH, opts.chunkSize - MAX_HEADER_LENGTH);
-          if (opts.chunkSize - fill < MAX_HEADER_LENGTH + Math.min(target - held, 1)) flush();
-          const n = Math.min(target - held, room, opts.chunkSize - fill - MAX_HEADER_LENGTH);
+          if (chunk.length - fill < MAX_HEADER_LENGTH + Math.min(target - held, 1)) flush();
+          const room = Math.min(budget - MAX_HEADER_LENGTH, chunk.length - MAX_HEADER_LENGTH);
+          const n = Math.min(target - held, room, chunk.length - fill - MAX_HEADER_LENGTH);
           const complete = held + n === job.total;
           const start = fill;
           fill = writer.writeHeader({ classId: job.classId, codestream: job.codestream, binId: job.binId, offset: held, length: n, complete }, chunk, fill);
@@ -159,14 +161,14 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
           overlay.set(key, held);
           updates.push({ codestream: job.codestream, classId: job.classId, binId: job.binId, held });
           if (complete) return true;
-          if (fill >= opts.chunkSize - MAX_HEADER_LENGTH) flush();
+          if (fill >= chunk.length - MAX_HEADER_LENGTH) flush();
         }
         return true;
       };
 
       const finish = function* (reason: number): Generator<BodyChunk, void, void> {
         const eor = encodeEor(reason);
-        if (opts.chunkSize - fill < eor.length) flush();
+        if (chunk.length - fill < eor.length) flush();
         yield* drain();
         chunk.set(eor, fill);
         fill += eor.length;

@@ -37,6 +37,9 @@ import { serveViewer } from './viewer.js';
  * response for a failed one, so the server must too.
  */
 
+/** Bytes of a response written corked before it waits for the socket to drain. */
+const CORK_BYTES = 256 * 1024;
+
 export interface ServerOptions extends Partial<ServerConfig> {
   /** The image root: every target is a file under it. */
   root: string;
@@ -566,7 +569,12 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         return;
       }
       const updates: ModelUpdate[] = [];
-      if (!(await streamBody(res, firstChunk, body, updates, gzip, ctx))) return;
+      // The response's end goes out with its last bytes (one system call less) unless the journal
+      // must record the response between them (a session's response in a supervised worker).
+      const fold = !gzip && !(session && journal);
+      // Listened to from the start: a folded response closes as soon as it finishes.
+      const finished = new Promise<boolean>((resolve) => res.once('close', () => resolve(res.writableFinished)));
+      if (!(await streamBody(res, firstChunk, body, updates, gzip, ctx, fold))) return;
       // Everything but the last piece of the response (the final empty chunk) is in the kernel.
       // Commit what the client will hold, then send that piece: a client takes the response as
       // received only with it. If this process dies before the response's in-flight flag is
@@ -574,7 +582,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       const held = lastPerBin(updates);
       // What the session held before, to take the commit back if that last piece never leaves.
       const before = session ? held.map((u) => model.held(u.codestream, u.classId, u.binId)) : [];
-      for (const u of updates) model.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
+      for (const u of held) model.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
       let mark: ResponseMark | undefined;
       if (session && journal && held.length > 0) {
         if (ctx.slot >= 0) {
@@ -584,7 +592,6 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
           journal.held(session, held);
         }
       }
-      const finished = new Promise<boolean>((resolve) => res.once('close', () => resolve(res.writableFinished)));
       let ended = false;
       const done = (sent: boolean): void => {
         if (ended) return;
@@ -598,8 +605,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
           journal?.removed(session, u.codestream, u.classId, u.binId, before[i]!);
         });
       };
-      res.end();
-      if (!req.socket.destroyed && req.socket.writableLength === 0) done(true);
+      if (!fold) res.end();
+      // A folded response is known to have finished (streamBody said so).
+      if (fold || (!req.socket.destroyed && req.socket.writableLength === 0)) done(true);
       else {
         res.once('finish', () => done(true));
         res.once('close', () => done(res.writableFinished));
@@ -615,8 +623,8 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   }
 
   /**
-   * Writes the body with backpressure, all but the response's end; resolves true once every byte
-   * is in the kernel, false if the response was cut (client gone, or it read nothing for
+   * Writes the body with backpressure, all but the response's end (with `fold`, the end too, with
+   * the last bytes); resolves true once every byte is in the kernel, false if the response was cut (client gone, or it read nothing for
    * sendStallSeconds).
    */
   async function streamBody(
@@ -626,12 +634,17 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     updates: ModelUpdate[],
     gzip: boolean,
     ctx: RequestContext,
+    fold: boolean,
   ): Promise<boolean> {
     let lastWrite: Promise<void> = Promise.resolve();
-    const write = (b: Uint8Array): boolean => {
+    const write = (b: Uint8Array, last = false): boolean => {
       let done!: () => void;
       lastWrite = new Promise<void>((r) => (done = r));
       ctx.bytes += b.length;
+      if (last) {
+        res.end(b, () => done());
+        return true;
+      }
       return res.write(b, () => done());
     };
     const z = gzip ? createGzip() : undefined;
@@ -644,22 +657,35 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       });
     }
     let step = first;
+    // Chunks produced back to back go out corked, in one writev, up to CORK_BYTES; then the
+    // response waits for the socket to drain like any writer.
+    let corked = 0;
+    res.cork();
     while (!step.done) {
       const chunk = step.value;
       stats.bytes += chunk.bytes.length;
       for (const u of chunk.updates) updates.push(u);
       if (chunk.eor !== undefined) ctx.eor = chunk.eor;
-      const more = z ? z.write(chunk.bytes) : write(chunk.bytes);
-      if (!more && !(await guard(res, event(z ?? res, 'drain'), ctx))) return false;
+      const more = z ? z.write(chunk.bytes) : write(chunk.bytes, fold && chunk.eor !== undefined);
+      corked += chunk.bytes.length;
+      if (corked >= CORK_BYTES) {
+        res.uncork();
+        corked = 0;
+        if (!more && !(await guard(res, event(z ?? res, 'drain'), ctx))) return false;
+        res.cork();
+      }
       if (res.destroyed) return false;
       step = rest.next();
     }
+    res.uncork();
     if (z) {
       const ended = event(z, 'end');
       z.end();
       if (!(await guard(res, ended, ctx))) return false;
     }
-    return (await guard(res, lastWrite, ctx)) && !res.destroyed;
+    const ok = await guard(res, lastWrite, ctx);
+    // An ended response closes as soon as it finishes: what counts then is that it finished.
+    return fold ? res.writableFinished : ok && !res.destroyed;
   }
 
   function event(em: NodeJS.EventEmitter, name: string): Promise<void> {

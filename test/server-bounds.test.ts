@@ -217,6 +217,38 @@ bounds('file-descriptor budget: at most maxOpenFiles images stay open, never one
   slow.close();
 });
 
+bounds('every ended response lets go of its images and its session, whether its end went out with its last bytes or after them', async () => {
+  const { srv, base } = await start({ maxOpenFiles: 64 });
+  const stateDir = mkdtempSync(join(tmpdir(), 'jpip-bounds-journal-'));
+  const journaled = await start({ maxOpenFiles: 64, stateDir });
+  try {
+    for (const b of [base, journaled.base]) {
+      for (const f of IMAGES.slice(0, 4)) {
+        for (const close of [false, true]) {
+          const headers = close ? { connection: 'close' } : undefined;
+          assert.is((await fetch(`${b}/${f}?fsiz=32,32&len=3000`, { headers }).then((r) => r.arrayBuffer())).byteLength > 0, true);
+          const r = await fetch(`${b}/${f}?fsiz=64,64&len=5000&cnew=http`, { headers });
+          await r.arrayBuffer();
+          const cid = /cid=([^,]+)/.exec(r.headers.get('JPIP-cnew') ?? '')![1]!;
+          // The session holds what it was sent: asking again sends nothing new (EOR only).
+          const res2 = await fetch(`${b}/${f}?fsiz=64,64&len=5000&cid=${cid}`, { headers });
+          const again = new Uint8Array((await res2.arrayBuffer()) as ArrayBuffer);
+          assert.ok(again.length < 16, `${f}: ${again.length} bytes sent again`);
+        }
+      }
+    }
+    await sleep(50);
+    for (const s of [srv, journaled.srv]) {
+      for (const sess of s.sessions.all()) assert.is(sess.active, 0, 'no session is left busy');
+      // Images in use would stay open: with a budget of none, every image closes.
+      s.reconfigure({ ...s.config, maxOpenFiles: 1, indexCacheBytes: 0 } as typeof s.config);
+      assert.is(s.registry.openFiles, 0, 'no image is left in use');
+    }
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+});
+
 bounds('index memory budget: least recently used indexes are dropped to stay under indexCacheBytes', async () => {
   const budget = 16_000; // two or three of these images (3.6 to 8.7 KB of index each)
   const { srv, base } = await start({ indexCacheBytes: budget });
