@@ -53,6 +53,8 @@ export interface ModelUpdate {
 
 export interface BodyChunk {
   bytes: Uint8Array;
+  /** The whole buffer `bytes` is a view of: give it back to the pool once its write completed. */
+  buffer?: Uint8Array;
   updates: ModelUpdate[];
   /** On the last chunk: the reason of the EOR that ends the body. */
   eor?: number;
@@ -67,6 +69,8 @@ export interface ResponsePlan {
 export interface ResponderOptions {
   /** Bytes per body chunk. */
   chunkSize: number;
+  /** Where chunk buffers come from (a pool: see BodyChunk.buffer); default: new ones. */
+  alloc?: (size: number) => Uint8Array;
 }
 
 /** A data-bin to send: where its bytes are, and up to which byte this response may go. */
@@ -116,7 +120,8 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
       let budget = input.len;
       // Not zero-filled: every byte handed out is written first. No bigger than what the rest of the
       // budget can fill (a 20 KB reply does not take a 64 KB buffer), with room for the EOR.
-      const allocate = (): Uint8Array => Buffer.allocUnsafe(Math.max(256, Math.min(opts.chunkSize, budget + 64)));
+      const alloc = opts.alloc ?? ((n: number): Uint8Array => Buffer.allocUnsafe(n));
+      const allocate = (): Uint8Array => alloc(Math.max(256, Math.min(opts.chunkSize, budget + 64)));
       let chunk: Uint8Array = allocate();
       let fill = 0;
       let updates: ModelUpdate[] = [];
@@ -128,7 +133,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
 
       const flush = (): void => {
         if (fill > 0) {
-          ready.push({ bytes: chunk.subarray(0, fill), updates });
+          ready.push({ bytes: chunk.subarray(0, fill), buffer: chunk, updates });
           chunk = allocate();
           fill = 0;
           updates = [];
@@ -172,7 +177,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
         yield* drain();
         chunk.set(eor, fill);
         fill += eor.length;
-        yield { bytes: chunk.subarray(0, fill), updates, eor: reason };
+        yield { bytes: chunk.subarray(0, fill), buffer: chunk, updates, eor: reason };
       };
 
       // 1. Metadata-bin 0, first, always (also for raw codestreams: then it is empty).

@@ -1,4 +1,6 @@
 import { BlockCache } from './block-cache.js';
+import { rejectBusy } from './reject.js';
+import { BufferPool } from './buffer-pool.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createGzip } from 'node:zlib';
@@ -70,6 +72,8 @@ export interface JpipServer {
   readonly config: Readonly<ServerConfig>;
   readonly server: Server;
   readonly registry: ImageRegistry;
+  /** Response chunk buffers, reused once written. */
+  readonly buffers: BufferPool;
   /** Worker threads indexing images without PLT (undefined: indexThreads 0, the main thread does). */
   readonly indexPool: IndexPool | undefined;
   readonly sessions: SessionTable;
@@ -108,24 +112,6 @@ const CORS = {
 /** Paths the server keeps for itself (never targets). */
 export const RESERVED_PATHS = ['/jpip', '/metrics', '/health', '/viewer'] as const;
 
-/**
- * Answers 503 with Retry-After on a connection that is over the limit and
- * closes it. What the client sends meanwhile is read and dropped, so that the
- * close does not reset the connection before the client reads the answer;
- * after `lingerMs` the socket is destroyed whatever the client does.
- */
-export function rejectBusy(socket: Socket, retryAfterSeconds: number, why = 'connection limit reached', lingerMs = 2000): void {
-  const body = `JPIP_ERR_BUSY: ${why}; try again later\n`;
-  socket.on('error', () => {});
-  const t = setTimeout(() => socket.destroy(), lingerMs);
-  t.unref();
-  socket.once('close', () => clearTimeout(t));
-  socket.resume();
-  socket.end(
-    `HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${retryAfterSeconds}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nCache-Control: no-cache\r\n\r\n${body}`,
-  );
-}
 
 interface Conn {
   id: number;
@@ -205,6 +191,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   }
   const logger = runtime.logger ?? createLogger({ level: cfg.logLevel, sink });
   const blockCache = new BlockCache(cfg.blockCacheBytes);
+  const buffers = new BufferPool();
   const registry = new ImageRegistry({ root: cfg.root, cacheDir: cfg.cacheDir ?? undefined, maxOpen: cfg.maxOpenFiles, maxBytes: cfg.indexCacheBytes, blockCache });
   const indexThreads = cfg.indexThreads === -1 ? defaultIndexThreads() : cfg.indexThreads;
   const indexPool = indexThreads > 0 ? new IndexPool(indexThreads) : undefined;
@@ -547,7 +534,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     try {
       // Tiles to index from packet headers are parsed on the index threads meanwhile (never throws).
       if (indexPool) await indexPool.prepare(entry, planned.input);
-      const plan = planResponse(entry, planned.input, model, { chunkSize: cfg.chunkBytes });
+      const plan = planResponse(entry, planned.input, model, { chunkSize: cfg.chunkBytes, alloc: (n) => buffers.get(n) });
       const v = plan.served.view;
       if (v && jr.fsiz) {
         if (v.modified.fsiz) headers['JPIP-fsiz'] = `${v.fsiz.w},${v.fsiz.h}`;
@@ -637,15 +624,20 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     fold: boolean,
   ): Promise<boolean> {
     let lastWrite: Promise<void> = Promise.resolve();
-    const write = (b: Uint8Array, last = false): boolean => {
+    const write = (b: Uint8Array, last = false, buffer?: Uint8Array): boolean => {
       let done!: () => void;
       lastWrite = new Promise<void>((r) => (done = r));
       ctx.bytes += b.length;
+      // Once written (in the kernel), the chunk's buffer serves another reply; not after an error.
+      const after = (err?: Error | null): void => {
+        if (!err && buffer) buffers.put(buffer);
+        done();
+      };
       if (last) {
-        res.end(b, () => done());
+        res.end(b, after);
         return true;
       }
-      return res.write(b, () => done());
+      return res.write(b, after);
     };
     const z = gzip ? createGzip() : undefined;
     if (z) {
@@ -666,7 +658,8 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       stats.bytes += chunk.bytes.length;
       for (const u of chunk.updates) updates.push(u);
       if (chunk.eor !== undefined) ctx.eor = chunk.eor;
-      const more = z ? z.write(chunk.bytes) : write(chunk.bytes, fold && chunk.eor !== undefined);
+      // Compressed bodies are not pooled: zlib may still read the chunk after write() returns.
+      const more = z ? z.write(chunk.bytes) : write(chunk.bytes, fold && chunk.eor !== undefined, chunk.buffer);
       corked += chunk.bytes.length;
       if (corked >= CORK_BYTES) {
         res.uncork();
@@ -729,6 +722,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       images: registry.openCount,
       indexBytes: registry.bytes,
       blockCacheBytes: blockCache.stats().bytes,
+      memory: (({ rss, heapUsed, heapTotal, external, arrayBuffers }) => ({ rss, heapUsed, heapTotal, external, arrayBuffers }))(process.memoryUsage()),
     };
     // With --expose-gc (benchmarks only), a loopback client may ask for a collection before the figures.
     const gc = (globalThis as { gc?: () => void }).gc;
@@ -765,6 +759,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     },
     server,
     registry,
+    buffers,
     indexPool,
     sessions,
     journal,

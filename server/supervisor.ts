@@ -10,7 +10,7 @@ import { InflightFlags } from './flags.js';
 import { JOURNAL_FILE, journaledResponses } from './journal.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 import { createLogger, type Logger } from './log.js';
-import { rejectBusy } from './server.js';
+import { rejectBusy } from './reject.js';
 
 /**
  * The supervisor: it owns the listening socket and every accepted

@@ -1,6 +1,5 @@
 import type { Argv } from 'yargs';
 import { CONFIG_KEYS, CONFIG_SCHEMA, envName, flagName, loadConfig, reloadable, type ServerConfig } from '../../server/config.js';
-import { createJpipServer } from '../../server/server.js';
 import { Supervisor } from '../../server/supervisor.js';
 import { defaultCacheDir, type CliIo } from '../io.js';
 
@@ -69,6 +68,8 @@ export function register(y: Argv, io: CliIo): Argv {
       let stop: () => Promise<void>;
       let reload: () => void;
       if (args['single-process']) {
+        // Loaded here: the supervisor never runs the server itself.
+        const { createJpipServer } = await import('../../server/server.js');
         const srv = createJpipServer(config, { defaultMetrics: true });
         started(null, process.pid, await srv.listen());
         stop = async () => {

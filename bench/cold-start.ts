@@ -1,0 +1,124 @@
+/**
+ * Cold start (issue #9): how long the first response for a 4096x4096 image the server has never
+ * opened takes, without and then with its index cache file.
+ *
+ *   npm run build && node --import tsx bench/cold-start.ts
+ *   BENCH_IMAGES=40 node --import tsx bench/cold-start.ts
+ *
+ * Makes one frame of the paper's class (opj_compress, PLT markers) and BENCH_IMAGES copies of it
+ * under distinct names, so that each copy is an image the server never opened. Starts the server
+ * as deployed (supervisor + worker, compiled) with an empty index cache directory and asks each
+ * copy once, on a new connection, for a first window (a 512x512 window at fsiz=2048,2048,
+ * len=20000, with a new session, as a viewer opening the image does): the time from sending the
+ * request to the last byte of the reply. Then restarts the server (a new process: nothing in
+ * memory) with the cache files the first pass wrote, and asks again. The files are in the page
+ * cache in both passes (this measures the server, not the disk).
+ *
+ * Targets: under 20 ms cold, under 2 ms with the cache file. Prints figures; asserts nothing.
+ * Network: 127.0.0.1 only.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateFixtures } from '../fixtures-gen/generate.js';
+
+const IMAGES = Number(process.env['BENCH_IMAGES'] ?? 20);
+const here = dirname(fileURLToPath(import.meta.url));
+const CLI = join(here, '..', 'dist', 'bin', 'jpip-bench.js');
+const WORK = join(tmpdir(), 'jpip-bench-cold-start');
+const QUERY = 'fsiz=2048,2048&roff=768,768&rsiz=512,512&len=20000&type=jpp-stream&cnew=http';
+
+function start(root: string, cacheDir: string): Promise<{ child: ChildProcess; base: string }> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--root', root, '--port', '0', '--quiet', '--log-level', 'error', '--cache-dir', cacheDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) resolve({ child, base: (JSON.parse(buf.slice(0, nl)) as { url: string }).url });
+    });
+    child.once('exit', (code) => reject(new Error(`jpip-bench serve exited (${code}) before it started`)));
+  });
+}
+
+function stop(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+/** Milliseconds from sending the request (new connection) to the last byte of the reply. */
+function timeRequest(url: string): Promise<{ ms: number; bytes: number; status: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const req = request(url, { agent: false, headers: { connection: 'close' } }, (res) => {
+      let bytes = 0;
+      res.on('data', (d: Buffer) => (bytes += d.length));
+      res.on('end', () => resolve({ ms: performance.now() - t0, bytes, status: res.statusCode ?? 0 }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function stats(xs: number[]): string {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number): number => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+  return `median ${q(0.5).toFixed(2)} ms, p90 ${q(0.9).toFixed(2)} ms, min ${s[0]!.toFixed(2)} ms, max ${s.at(-1)!.toFixed(2)} ms`;
+}
+
+async function pass(root: string, cacheDir: string, names: string[]): Promise<number[]> {
+  const { child, base } = await start(root, cacheDir);
+  try {
+    // One request to another image first: the server's own code is warm, only the image is new.
+    await timeRequest(`${base}/warm/frame-000.jp2?${QUERY}`);
+    const out: number[] = [];
+    for (const n of names) {
+      const r = await timeRequest(`${base}/${n}?${QUERY}`);
+      if (r.status !== 200 || r.bytes < 1000) throw new Error(`${n}: HTTP ${r.status}, ${r.bytes} bytes`);
+      out.push(r.ms);
+    }
+    return out;
+  } finally {
+    await stop(child);
+  }
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+  if (spawnSync('sh', ['-c', 'command -v opj_compress'], { stdio: 'ignore' }).status !== 0) {
+    throw new Error('opj_compress is missing: install it (Debian/Ubuntu: sudo apt-get install libopenjp2-tools) and run again');
+  }
+  const set = join(WORK, 'set');
+  await generateFixtures({ preset: 'paper', out: set, overrides: { movies: 1, frames: 1, pool: 1 } });
+  const frame = join(set, 'frames', 'frame-000.jp2');
+  const root = join(WORK, 'root');
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(join(root, 'warm'), { recursive: true });
+  copyFileSync(frame, join(root, 'warm', 'frame-000.jp2'));
+  const names: string[] = [];
+  for (let i = 0; i < IMAGES; i++) {
+    const n = `copy-${String(i).padStart(3, '0')}.jp2`;
+    copyFileSync(frame, join(root, n));
+    names.push(n);
+  }
+  const cacheDir = join(WORK, 'index-cache');
+  rmSync(cacheDir, { recursive: true, force: true });
+  mkdirSync(cacheDir, { recursive: true });
+
+  const cold = await pass(root, cacheDir, names);
+  const cacheFiles = readdirSync(cacheDir, { recursive: true }).length;
+  const cached = await pass(root, cacheDir, names);
+  console.log(`${IMAGES} images of 4096x4096 (${frame}), first window ${QUERY}, new connection each, time to the last byte:`);
+  console.log(`  never opened, no cache file: ${stats(cold)}   (target < 20 ms)`);
+  console.log(`  never opened by this process, cache file present (${cacheFiles} entries in the cache dir): ${stats(cached)}   (target < 2 ms)`);
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});
