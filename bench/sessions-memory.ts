@@ -57,8 +57,8 @@ async function memory(agent: Agent, base: string): Promise<Memory & { pid: numbe
   await get(agent, base, '/health?gc=1');
   await new Promise((r) => setTimeout(r, 200));
   const r = await get(agent, base, '/health?gc=1');
-  const h = JSON.parse(r.body.toString()) as { pid: number; sessions: number; memory?: Memory };
-  if (!h.memory) throw new Error('the worker was not started with --expose-gc');
+  const h = JSON.parse(r.body.toString()) as { pid: number; sessions: number; collected?: boolean; memory?: Memory };
+  if (!h.collected || !h.memory) throw new Error('the worker was not started with --expose-gc');
   return { ...h.memory, pid: h.pid, sessions: h.sessions };
 }
 

@@ -41,6 +41,8 @@ export interface ServerConfig {
   drainSeconds: number;
   maxOpenFiles: number;
   indexCacheBytes: number;
+  /** How long an open image file is trusted unchanged before its size and mtime are checked again (0: every request). */
+  fileRecheckSeconds: number;
   /** Memory budget of the image block cache that responses read through (0: read the files directly). */
   blockCacheBytes: number;
   /** Worker threads that index codestreams without PLT (0: the main thread does; -1: one per core but one). */
@@ -79,6 +81,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   drainSeconds: 30,
   maxOpenFiles: 512,
   indexCacheBytes: 256 * MiB,
+  fileRecheckSeconds: 1,
   blockCacheBytes: 32 * MiB,
   indexThreads: 0,
   journalCompactBytes: 64 * MiB,
@@ -121,6 +124,7 @@ export const CONFIG_SCHEMA: { readonly [K in keyof ServerConfig]: Spec } = {
   drainSeconds: { type: 'number', min: 0, max: 86400, describe: 'on SIGTERM, how long responses in flight may take to finish' },
   maxOpenFiles: { type: 'integer', min: 1, max: 1_000_000, describe: 'image files kept open (least recently used are closed, never while read)' },
   indexCacheBytes: { type: 'integer', min: 0, max: 2 ** 48, describe: 'memory budget of the open images\' indexes (least recently used are dropped)' },
+  fileRecheckSeconds: { type: 'number', min: 0, max: 3600, describe: 'how long an open image file is trusted unchanged before its size and mtime are checked again (a file replaced on disk is served fresh within this time; 0: checked on every request)' },
   blockCacheBytes: { type: 'integer', min: 0, max: 2 ** 48, describe: 'memory budget of the cache of image file blocks that responses read through (least recently used are dropped; 0: read the files directly)' },
   indexThreads: { type: 'integer', min: -1, max: 256, describe: 'worker threads that index images without PLT markers (packet-header parsing) off the main thread; 0: none, -1: one per core but one', restart: true },
   journalCompactBytes: { type: 'integer', min: 4 * KiB, max: 2 ** 40, describe: 'session journal size that triggers its compaction' },

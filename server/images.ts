@@ -148,6 +148,8 @@ export interface ImageRegistryOptions {
   maxBytes?: number;
   /** Responses read image bytes through this cache (default: straight from the files). */
   blockCache?: BlockCache | undefined;
+  /** How long an open image is trusted unchanged on disk before it is checked again (default 0: every request). */
+  recheckMs?: number;
 }
 
 export class ImageRegistry {
@@ -171,6 +173,7 @@ export class ImageRegistry {
     this.maxOpen = opts.maxOpen ?? 512;
     this.maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
     this.blockCache = opts.blockCache;
+    this.recheckMs = opts.recheckMs ?? 0;
   }
 
   /** Changes the budgets (a config reload) and applies them. */
@@ -189,7 +192,9 @@ export class ImageRegistry {
    * Targets resolved recently: name -> real path, reused for `RESOLVE_TTL_MS` (resolving walks
    * every path component with lstat). The file itself is still checked on every request.
    */
-  private readonly resolved = new Map<string, { real: string; at: number }>();
+  private readonly resolved = new Map<string, { real: string; at: number; entry?: ImageEntry; checked?: number }>();
+  /** How long an open image is served without checking its file's size and mtime again (ms; 0: every request). */
+  recheckMs: number;
 
   /** Image files open (one descriptor each), images retired but still read by a response included. */
   get openFiles(): number {
@@ -219,11 +224,29 @@ export class ImageRegistry {
     return real;
   }
 
+  /** resolveTarget, answered from the names resolved within the last second when it can. */
+  resolveCached(target: string): string {
+    const now = Date.now();
+    const hit = this.resolved.get(target);
+    if (hit && now - hit.at < RESOLVE_TTL_MS) return hit.real;
+    const real = this.resolveTarget(target);
+    if (this.resolved.size >= RESOLVE_CACHE_ENTRIES) this.resolved.clear();
+    this.resolved.set(target, { real, at: now });
+    return real;
+  }
+
   /** Opens (or reuses) the image a client names. */
   open(target: string): ImageEntry {
     const now = Date.now();
     const hit = this.resolved.get(target);
     if (hit && now - hit.at < RESOLVE_TTL_MS) {
+      // Checked within recheckMs and still open: nothing to look at on disk.
+      const e = hit.entry;
+      if (e && !e.closed && hit.checked !== undefined && now - hit.checked < this.recheckMs && this.entries.get(e.key) === e) {
+        this.entries.delete(e.key);
+        this.entries.set(e.key, e); // most recently used last
+        return e;
+      }
       // The real path of a moment ago is still a regular file (not replaced by a link): reuse it.
       let st;
       try {
@@ -231,12 +254,18 @@ export class ImageRegistry {
       } catch {
         st = undefined;
       }
-      if (st?.isFile()) return this.openAbsolute(hit.real, st);
+      if (st?.isFile()) {
+        const entry = this.openAbsolute(hit.real, st);
+        hit.entry = entry;
+        hit.checked = now;
+        return entry;
+      }
     }
     const real = this.resolveTarget(target);
     if (this.resolved.size >= RESOLVE_CACHE_ENTRIES) this.resolved.clear();
-    this.resolved.set(target, { real, at: now });
-    return this.openAbsolute(real);
+    const entry = this.openAbsolute(real);
+    this.resolved.set(target, { real, at: now, entry, checked: now });
+    return entry;
   }
 
   /** Opens (or reuses) an image by its real absolute path inside the root (`known`: its stat, just taken). */

@@ -1,9 +1,10 @@
 import { BIN_CLASS, EOR, type StreamType } from '../jpip/constants.js';
 import { COMPLETE, binKey, type CacheModel } from '../jpip/cache-model.js';
-import { mainHeaderBin, precinctBin, rangesLength, tileBin, tileHeaderBin, type ByteRange } from '../jpip/databin-map.js';
+import { mainHeaderBin, precinctBin, rangesLength, tileBin, tileHeaderBin, type ByteRange, type PrecinctBin } from '../jpip/databin-map.js';
 import { JpipError } from '../jpip/errors.js';
 import { MAX_HEADER_LENGTH, MessageWriter, encodeEor } from '../jpip/messages.js';
-import { fullView, maxDiscardLevels, orderPrecincts, planWindow, resolveView, type View, type ViewRequest } from '../jpip/window.js';
+import { fullView, maxDiscardLevels, orderPrecincts, planWindow, resolveView, type DeliveryItem, type TilePlan, type View, type ViewRequest } from '../jpip/window.js';
+import type { CodestreamIndex } from '../jpeg2000/packet-index.js';
 import { readInto, type RandomAccess } from '../jpeg2000/source.js';
 import type { CodestreamHandle, ImageEntry } from './images.js';
 
@@ -143,16 +144,17 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
         for (const c of ready.splice(0)) yield c;
       };
 
-      /** Queues bytes [held, upTo) of a bin as far as the budget allows. Returns false when the budget is spent. */
-      const send = (job: BinJob): boolean => {
-        const key = binKey(job.codestream, job.classId, job.binId);
-        let held = overlay.get(key) ?? model.held(job.codestream, job.classId, job.binId);
-        if (held === COMPLETE) return true;
+      /**
+       * Queues bytes [held, upTo) of a bin the client holds `held` bytes of, as far as the budget
+       * allows. Returns what the client will hold after this response, or -1 when the budget is spent.
+       */
+      const sendFrom = (job: BinJob, held: number): number => {
+        if (held === COMPLETE) return held;
         const target = Math.min(job.upTo, job.total);
         // An empty, complete bin (an empty tile header, an empty metadata-bin 0) is still announced once.
-        if (held >= target && !(job.total === 0 && target === 0)) return true;
+        if (held >= target && !(job.total === 0 && target === 0)) return held;
         while (held < target || (job.total === 0 && held === 0)) {
-          if (budget < MAX_HEADER_LENGTH + 1 && !(job.total === 0 && budget >= MAX_HEADER_LENGTH)) return false;
+          if (budget < MAX_HEADER_LENGTH + 1 && !(job.total === 0 && budget >= MAX_HEADER_LENGTH)) return -1;
           if (chunk.length - fill < MAX_HEADER_LENGTH + Math.min(target - held, 1)) flush();
           const room = Math.min(budget - MAX_HEADER_LENGTH, chunk.length - MAX_HEADER_LENGTH);
           const n = Math.min(target - held, room, chunk.length - fill - MAX_HEADER_LENGTH);
@@ -163,11 +165,20 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
           fill += n;
           budget -= fill - start;
           held = complete ? COMPLETE : held + n;
-          overlay.set(key, held);
           updates.push({ codestream: job.codestream, classId: job.classId, binId: job.binId, held });
-          if (complete) return true;
+          if (complete) return held;
           if (fill >= chunk.length - MAX_HEADER_LENGTH) flush();
         }
+        return held;
+      };
+
+      /** sendFrom for a bin whose held bytes are looked up (this response's progress, else the model). False when the budget is spent. */
+      const send = (job: BinJob): boolean => {
+        const key = binKey(job.codestream, job.classId, job.binId);
+        const before = overlay.get(key) ?? model.held(job.codestream, job.classId, job.binId);
+        const after = sendFrom(job, before);
+        if (after < 0) return false;
+        if (after !== before) overlay.set(key, after);
         return true;
       };
 
@@ -192,10 +203,9 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
       const plans = input.codestreams.map((i) => {
         const h = handle(i);
         const siz = h.layout.main.siz;
-        const codings = h.layout.tiles.map((_, t) => h.index.tile(t).coding);
-        const v = i === input.codestreams[0] ? view! : input.view.fsiz ? resolveView(siz, maxDiscardLevels(codings), input.view)! : fullView(siz);
-        const tiles = planWindow(siz, v, (t) => ({ geom: h.index.tile(t).geometry, coding: h.index.tile(t).coding }), { components: input.comps });
-        return { i, h, view: v, tiles, items: orderPrecincts(tiles) };
+        const v = i === input.codestreams[0] ? view! : input.view.fsiz ? resolveView(siz, maxDiscardLevels(h.layout.tiles.map((_, t) => h.index.tile(t).coding)), input.view)! : fullView(siz);
+        const plan = windowPlan(h, v, input.comps);
+        return { i, h, view: v, tiles: plan.tiles, items: plan.items, plan };
       });
       for (const p of plans) {
         const ranges = mainHeaderBin(p.h.layout);
@@ -231,7 +241,9 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
 
       // 3. Precincts, layer by layer; within a layer by resolution, component, tile, precinct; codestreams interleaved.
       const maxLayers = Math.min(input.layers ?? Infinity, Math.max(...plans.map((p) => Math.max(...p.h.layout.tiles.map((_, t) => p.h.index.tile(t).coding.layers)))));
-      const bins = plans.map((p) => p.items.map((it) => precinctBin(p.h.index, it.t, it.c, it.s)));
+      const bins = plans.map((p) => precinctBins(p.plan, p.h));
+      // What the client holds of each precinct: looked up in the model once, then kept here.
+      const held = plans.map((p) => new Float64Array(p.items.length).fill(-1));
       const longest = Math.max(0, ...plans.map((p) => p.items.length));
       for (let l = 0; l < maxLayers; l++) {
         for (let k = 0; k < longest; k++) {
@@ -241,10 +253,17 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
             if (!it) continue;
             const bin = bins[q]![k]!;
             if (l >= bin.layerEnds.length) continue;
-            const total = bin.layerEnds[bin.layerEnds.length - 1]!;
-            if (!send({ codestream: p.i, classId: BIN_CLASS.PRECINCT, binId: it.id, src: p.h.src, ranges: bin.ranges, total, upTo: bin.layerEnds[l]! })) {
-              return yield* finish(limitReason);
+            const hq = held[q]!;
+            let before = hq[k]!;
+            if (before < 0) before = model.held(p.i, BIN_CLASS.PRECINCT, it.id);
+            if (before === COMPLETE) {
+              hq[k] = before;
+              continue;
             }
+            const total = bin.layerEnds[bin.layerEnds.length - 1]!;
+            const after = sendFrom({ codestream: p.i, classId: BIN_CLASS.PRECINCT, binId: it.id, src: p.h.src, ranges: bin.ranges, total, upTo: bin.layerEnds[l]! }, before);
+            if (after < 0) return yield* finish(limitReason);
+            hq[k] = after;
             if (ready.length > 0) yield* drain();
           }
         }
@@ -252,6 +271,56 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
       return yield* finish(doneReason(plans, input));
     },
   };
+}
+
+/** What a window needs of one codestream: its tiles, its precincts in delivery order, and (once asked) their bins. */
+interface WindowPlan {
+  tiles: TilePlan[];
+  items: DeliveryItem[];
+  bins?: PrecinctBin[];
+}
+
+/**
+ * Window plans, kept: a viewer's requests repeat (the same window of the next frame, the same
+ * window again once sent), and planning one (tiles, precincts, their byte ranges in the index)
+ * is most of what a small or cache-hit reply costs. Keyed by codestream index (one per open
+ * image version) and view; least recently used out beyond PLAN_CACHE_ENTRIES.
+ */
+const PLAN_CACHE_ENTRIES = 256;
+const planCache = new Map<string, WindowPlan>();
+const planIds = new WeakMap<CodestreamIndex, number>();
+let nextPlanId = 1;
+
+/** Window plans computed and reused since the process started (tests, metrics). */
+export const windowPlanStats = { computed: 0, reused: 0 };
+
+function windowPlan(h: CodestreamHandle, v: View, comps: number[] | undefined): WindowPlan {
+  let id = planIds.get(h.index);
+  if (id === undefined) {
+    id = nextPlanId++;
+    planIds.set(h.index, id);
+  }
+  const r = v.region;
+  const key = `${id}|${v.discard}|${v.empty ? 'e' : ''}${r.x0},${r.y0},${r.x1},${r.y1}|${comps ? comps.join(',') : '*'}`;
+  const have = planCache.get(key);
+  if (have) {
+    planCache.delete(key);
+    planCache.set(key, have);
+    windowPlanStats.reused++;
+    return have;
+  }
+  windowPlanStats.computed++;
+  const tiles = planWindow(h.layout.main.siz, v, (t) => ({ geom: h.index.tile(t).geometry, coding: h.index.tile(t).coding }), { components: comps });
+  const plan: WindowPlan = { tiles, items: orderPrecincts(tiles) };
+  planCache.set(key, plan);
+  if (planCache.size > PLAN_CACHE_ENTRIES) planCache.delete(planCache.keys().next().value!);
+  return plan;
+}
+
+/** The byte ranges and layer ends of a plan's precincts (computed once per plan). */
+function precinctBins(p: WindowPlan, h: CodestreamHandle): PrecinctBin[] {
+  p.bins ??= p.items.map((it) => precinctBin(h.index, it.t, it.c, it.s));
+  return p.bins;
 }
 
 /** 1 when the whole image (every codestream asked, full size, all layers and components) is now sent, else 2. */

@@ -192,7 +192,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   const logger = runtime.logger ?? createLogger({ level: cfg.logLevel, sink });
   const blockCache = new BlockCache(cfg.blockCacheBytes);
   const buffers = new BufferPool();
-  const registry = new ImageRegistry({ root: cfg.root, cacheDir: cfg.cacheDir ?? undefined, maxOpen: cfg.maxOpenFiles, maxBytes: cfg.indexCacheBytes, blockCache });
+  const registry = new ImageRegistry({ root: cfg.root, cacheDir: cfg.cacheDir ?? undefined, maxOpen: cfg.maxOpenFiles, maxBytes: cfg.indexCacheBytes, blockCache, recheckMs: cfg.fileRecheckSeconds * 1000 });
   const indexThreads = cfg.indexThreads === -1 ? defaultIndexThreads() : cfg.indexThreads;
   const indexPool = indexThreads > 0 ? new IndexPool(indexThreads) : undefined;
   const sessions = new SessionTable({ maxSessions: cfg.maxSessions, idleMs: cfg.sessionIdleSeconds * 1000 });
@@ -467,7 +467,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     }
     let target: string | undefined = jr.target ?? (path === '/jpip' || path === '/' ? undefined : path);
     if (RESERVED_PATHS.includes(path as (typeof RESERVED_PATHS)[number]) && jr.target === undefined) target = undefined;
-    if (session && target !== undefined && registry.resolveTarget(target) !== registry.resolveTarget(session.key)) {
+    if (session && target !== undefined && registry.resolveCached(target) !== registry.resolveCached(session.key)) {
       throw new JpipError('BAD_REQUEST', 'the channel belongs to another target', 'target');
     }
     if (!session && target === undefined) throw new JpipError('BAD_REQUEST', 'no target: name the image in the path or with target=, or give a cid', 'target');
@@ -722,14 +722,16 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       images: registry.openCount,
       indexBytes: registry.bytes,
       blockCacheBytes: blockCache.stats().bytes,
-      memory: (({ rss, heapUsed, heapTotal, external, arrayBuffers }) => ({ rss, heapUsed, heapTotal, external, arrayBuffers }))(process.memoryUsage()),
     };
+    const local = isLoopback(req.socket.remoteAddress);
     // With --expose-gc (benchmarks only), a loopback client may ask for a collection before the figures.
     const gc = (globalThis as { gc?: () => void }).gc;
-    if (/(^|&)gc=1(&|$)/.test(query) && gc && isLoopback(req.socket.remoteAddress)) {
+    if (/(^|&)gc=1(&|$)/.test(query) && gc && local) {
       gc();
-      body['memory'] = process.memoryUsage();
+      body['collected'] = true;
     }
+    // The process's memory, for loopback clients (as /metrics): operators and benchmarks.
+    if (local) body['memory'] = (({ rss, heapUsed, heapTotal, external, arrayBuffers }) => ({ rss, heapUsed, heapTotal, external, arrayBuffers }))(process.memoryUsage());
     sendJson(res, body, draining ? 503 : 200);
   }
 
@@ -799,6 +801,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       if (!sink) logger.level = next.logLevel;
       registry.setBudgets(next.maxOpenFiles, next.indexCacheBytes);
       blockCache.setBudget(next.blockCacheBytes);
+      registry.recheckMs = next.fileRecheckSeconds * 1000;
       sessions.setLimits(next.maxSessions, next.sessionIdleSeconds * 1000);
       if (journal) journal.compactBytes = next.journalCompactBytes;
       server.keepAliveTimeout = next.keepAliveSeconds * 1000;

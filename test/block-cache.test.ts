@@ -9,7 +9,7 @@ import { parseRequest } from '../jpip/request.js';
 import { BlockCache } from '../server/block-cache.js';
 import { ImageRegistry } from '../server/images.js';
 import { planRequest } from '../server/request-plan.js';
-import { planResponse } from '../server/responder.js';
+import { planResponse, windowPlanStats } from '../server/responder.js';
 import { FIXTURES, catchError, fixturePath } from './helpers.js';
 
 const test = suite('block cache');
@@ -134,6 +134,40 @@ test('responses read through the cache are byte-identical to responses read from
   assert.equal(bodies(cache), bodies(undefined));
   assert.ok(cache.stats().hits > 0);
   assert.is(cache.stats().bytes, 0, 'closing the registry dropped the blocks');
+});
+
+test('window plans are computed once per image version and view, reused after, and replies stay identical', () => {
+  const registry = new ImageRegistry({ root: FIXTURES });
+  try {
+    const body = (q: string, model = new CacheModel()): string => {
+      const entry = registry.open(FILE);
+      const planned = planRequest(parseRequest(q), entry, { defaultLen: 1 << 20, maxLen: 1 << 24 });
+      const parts: Buffer[] = [];
+      for (const c of planResponse(entry, planned.input, model, { chunkSize: 4096 }).body()) parts.push(Buffer.from(c.bytes));
+      return Buffer.concat(parts).toString('hex');
+    };
+    const q = 'fsiz=128,128&roff=8,8&rsiz=96,64&len=50000';
+    const c0 = windowPlanStats.computed;
+    const first = body(q);
+    assert.is(windowPlanStats.computed, c0 + 1);
+    const r0 = windowPlanStats.reused;
+    assert.is(body(q), first, 'same reply from the reused plan');
+    assert.is(windowPlanStats.computed, c0 + 1);
+    assert.is(windowPlanStats.reused, r0 + 1);
+    // Another region, or other components: another plan, another reply.
+    assert.is.not(body('fsiz=64,64&len=50000'), first);
+    assert.is(windowPlanStats.computed, c0 + 2);
+    // A session that holds everything gets nothing but the EOR from the reused plan.
+    const m = new CacheModel();
+    body(q, m);
+    const holder = new CacheModel();
+    const entry = registry.open(FILE);
+    const planned = planRequest(parseRequest(q), entry, { defaultLen: 1 << 20, maxLen: 1 << 24 });
+    for (const c of planResponse(entry, planned.input, holder, { chunkSize: 4096 }).body()) for (const u of c.updates) holder.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
+    assert.ok(body(q, holder).length / 2 < 8, 'only the EOR is sent again');
+  } finally {
+    registry.closeAll();
+  }
 });
 
 test('cache-model keys pack into numbers, fall back to strings beyond the packed range, and entries() gives them back', () => {

@@ -40,7 +40,8 @@ proto.before(async () => {
   // A linked JPX inside the root whose reference leads out of it.
   const frame = linkedFrameFor(join(root, 'movie/frames/frame 000.jp2'), fixtureBytes('movie/frames/frame 000.jp2'));
   writeFileSync(join(root, 'movie', 'escape.jpx'), writeLinkedJpx([{ ...frame, path: undefined, url: '../../' + outside.split('/').pop() + '/secret.j2k' }]));
-  srv = createJpipServer({ root, port: 0, log: (e) => logged.push(e), defaultLenBytes: 300 });
+  // Files are replaced under this server by some tests: it checks them on every request.
+  srv = createJpipServer({ root, port: 0, log: (e) => logged.push(e), defaultLenBytes: 300, fileRecheckSeconds: 0 });
   base = await srv.listen();
   port = Number(new URL(base).port);
 });
@@ -295,6 +296,30 @@ proto('a file replaced on disk gets a new tid and is served fresh', async () => 
   assert.ok(fresh.tid && fresh.tid !== tid1);
   await fresh.untilDone({ fsiz: { fx: 128, fy: 128, round: 'round-down' }, len: 100000 });
   assert.ok(imagesEqual(await decodeWasm(fresh.reassemble(0).codestream), await decodeWasm(new Uint8Array(readFileSync(join(FIXTURES, IMG))))));
+});
+
+proto('with fileRecheckSeconds, a replaced file is served as it was until the interval passes, then fresh under a new tid', async () => {
+  const name = 'recheck.j2k';
+  copyFileSync(join(FIXTURES, IMG), join(root, name));
+  const lazy = createJpipServer({ root, port: 0, fileRecheckSeconds: 1 });
+  const lazyBase = await lazy.listen();
+  try {
+    const tidOf = async (): Promise<string | null> => {
+      const r = await fetch(`${lazyBase}/${name}?tid=0&len=0`);
+      await r.arrayBuffer();
+      return r.headers.get('JPIP-tid');
+    };
+    const before = await tidOf();
+    copyFileSync(join(FIXTURES, 'g200x150-t64-lrcp.j2k'), join(root, name));
+    const t = new Date(Date.now() + 30_000);
+    utimesSync(join(root, name), t, t);
+    assert.is(await tidOf(), before, 'within the interval: the open version');
+    await new Promise((r) => setTimeout(r, 1050));
+    const after = await tidOf();
+    assert.ok(after && after !== before, 'after it: the new file, a new tid');
+  } finally {
+    await lazy.close();
+  }
 });
 
 proto('a subtractive or layer-form model makes the server send again what the client lost', async () => {
