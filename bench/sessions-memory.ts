@@ -1,8 +1,8 @@
 /**
  * Memory per idle session, and the worker's restart time.
  *
- * Starts the supervisor and its worker (the compiled worker from dist/ when it
- * is built, with --expose-gc), opens BENCH_SESSIONS sessions (default 2000)
+ * Starts `jpip-bench serve` (supervisor and worker, compiled: run npm run build
+ * first; with --expose-gc), opens BENCH_SESSIONS sessions (default 2000)
  * on the movie fixture over a few keep-alive connections (so TCP connections
  * are not what is measured), each with one window served (what an idle
  * JHelioviewer session holds), then reads the worker's heap after a forced
@@ -20,16 +20,16 @@ import { Agent, request } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { validateConfig } from '../server/config.js';
+import { spawn } from 'node:child_process';
+import { readProc } from '../client-sim/measure.js';
 import { JOURNAL_FILE } from '../server/journal.js';
-import { Supervisor, type WorkerReady } from '../server/supervisor.js';
 
 const SESSIONS = Number(process.env['BENCH_SESSIONS'] ?? 2000);
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 8);
 const WINDOW_LEN = Number(process.env['BENCH_WINDOW_LEN'] ?? 4000);
 const here = dirname(fileURLToPath(import.meta.url));
 const FIXTURES = join(here, '..', 'test', 'fixtures');
-const distWorker = join(here, '..', 'dist', 'server', 'worker-main.js');
+const CLI = join(here, '..', 'dist', 'bin', 'jpip-bench.js');
 
 interface Memory {
   rss: number;
@@ -70,15 +70,37 @@ async function main(): Promise<void> {
   const stateDir = join(root, '.state');
   mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
   for (const f of ['movie.jpx', 'linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
-  const built = existsSync(distWorker);
-  if (!built) process.stderr.write('note: dist/ is not built (npm run build): the worker runs under tsx, its restart is slower than in production\n');
-  const config = validateConfig([{ root, port: 0, host: '127.0.0.1', stateDir, logLevel: 'error', maxSessions: Math.max(10_000, SESSIONS * 2), sessionIdleSeconds: 3600 }]);
-  const sup = new Supervisor({
-    config,
-    workerModule: built ? distWorker : join(here, '..', 'server', 'worker-main.ts'),
-    execArgv: built ? ['--expose-gc'] : ['--expose-gc', '--import', 'tsx'],
+  if (!existsSync(CLI)) throw new Error('dist/ is not built: run npm run build first');
+  // The server as deployed (jpip-bench serve: supervisor and worker, compiled), in processes of
+  // its own, so that each one's memory is its own; --expose-gc (through NODE_OPTIONS, inherited by
+  // the worker) lets /health?gc=1 collect before the figures.
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--root', root, '--port', '0', '--quiet', '--state-dir', stateDir, '--log-level', 'warn', '--max-sessions', String(Math.max(10_000, SESSIONS * 2)), '--max-connections', String(Math.max(2048, CONNECTIONS + 64)), '--session-idle-seconds', '3600'],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --expose-gc` } },
+  );
+  const restartLog = new Promise<{ restartMs: number; sessions: number; replayMs: number }>((resolve) => {
+    let buf = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.includes('"worker-restarted"')) resolve(JSON.parse(line) as { restartMs: number; sessions: number; replayMs: number });
+      }
+    });
   });
-  const base = await sup.start();
+  const start = await new Promise<{ supervisor: number; worker: number; url: string }>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf('\n');
+      if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl)) as { supervisor: number; worker: number; url: string });
+    });
+    child.once('exit', (code) => reject(new Error(`jpip-bench serve exited (${code}) before it started`)));
+  });
+  const base = start.url;
   const agents = Array.from({ length: CONNECTIONS }, () => new Agent({ keepAlive: true, maxSockets: 1 }));
   try {
     const path = (extra: string): string => `/movie/movie.jpx?cnew=http&type=jpp-stream&stream=0&fsiz=128,128&len=${WINDOW_LEN}${extra}`;
@@ -91,7 +113,9 @@ async function main(): Promise<void> {
     let next = 0;
     let bytes = 0;
     await Promise.all(
-      agents.map(async (agent) => {
+      agents.map(async (agent, i) => {
+        // Connections open in waves of 500 (10,000 at once would overflow the accept queue).
+        await new Promise((r) => setTimeout(r, Math.floor(i / 500) * 100));
         while (next < SESSIONS) {
           next++;
           const r = await get(agent, base, path(''));
@@ -110,8 +134,8 @@ async function main(): Promise<void> {
 
     // Restart: kill -9 the worker; time until an idle client's next request, on its connection,
     // is answered by the new worker with its session.
-    const readyInfo = new Promise<WorkerReady>((resolve) => sup.once('worker-ready', resolve));
-    const victim = sup.workerPid!;
+    const readyInfo = restartLog;
+    const victim = start.worker;
     const probe = agents[1]!;
     const killedAt = performance.now();
     process.kill(victim, 'SIGKILL');
@@ -125,13 +149,17 @@ async function main(): Promise<void> {
     }
     const restarted = await memory(agents[0]!, base);
 
+    // "In all": the worker, plus this process (the supervisor, with the clients' own sockets and
+    // agents: an upper bound of the supervisor's share).
+    const supervisorRss = readProc(start.supervisor)?.rssBytes ?? NaN;
     const lines = [
       `sessions-memory: ${n} idle sessions (one ${WINDOW_LEN}-byte window each) over ${CONNECTIONS} keep-alive connections`,
-      `  machine: ${cpus().length} cores, Node ${process.version}; worker ${built ? 'dist/ (compiled)' : 'tsx (sources)'}`,
+      `  machine: ${cpus().length} cores, Node ${process.version}; jpip-bench serve from dist/ (compiled)`,
       `  opened in ${(openMs / 1000).toFixed(2)} s (${Math.round((n / openMs) * 1000)} sessions/s), ${mb(bytes)} served`,
       `  worker heap + external: ${mb(before.heapUsed + before.external)} -> ${mb(after.heapUsed + after.external)}: ${kb(heap / n)} per session (target < 20 KB)`,
       `  worker RSS:             ${mb(before.rss)} -> ${mb(after.rss)}: ${kb(rss / n)} per session`,
       `  session journal:        ${mb(journal)} on disk, ${kb(journal / n)} per session`,
+      `  in all, with ${CONNECTIONS} connections open: worker RSS ${mb(after.rss)} + supervisor RSS ${mb(supervisorRss)} = ${mb(after.rss + supervisorRss)} (target for 10,000 sessions and connections: < 500 MB)`,
       `  restart after kill -9:  worker ready in ${ready.restartMs} ms (journal replay of ${ready.sessions} sessions: ${ready.replayMs.toFixed(1)} ms);`,
       `                          an idle client's next request answered ${answeredMs.toFixed(0)} ms after the kill (status ${r.status}, same connection)`,
       `  after the restart:      ${alive} of 50 sampled sessions answer; worker heap + external ${mb(restarted.heapUsed + restarted.external)}, RSS ${mb(restarted.rss)}:`,
@@ -140,7 +168,10 @@ async function main(): Promise<void> {
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     for (const a of agents) a.destroy();
-    await sup.drain();
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    });
     rmSync(root, { recursive: true, force: true });
   }
 }

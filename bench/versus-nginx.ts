@@ -23,6 +23,7 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -73,8 +74,7 @@ async function waitFor(url: string, ms = 10_000): Promise<void> {
   const t0 = Date.now();
   for (;;) {
     try {
-      const r = await fetch(url);
-      await r.arrayBuffer();
+      await get(url);
       return;
     } catch (e) {
       if (Date.now() - t0 > ms) throw new Error(`${url} did not answer within ${ms} ms: ${(e as Error).message}`);
@@ -206,19 +206,32 @@ function median(xs: number[]): number {
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
+/** A GET on a connection of its own (none kept between the runs, when servers may close them). */
+function get(url: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, headers: { connection: 'close' } }, (res) => {
+      let bytes = 0;
+      res.on('data', (d: Buffer) => (bytes += d.length));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, bytes }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 async function bodyBytes(url: string): Promise<number> {
-  const r = await fetch(url);
+  const r = await get(url);
   if (r.status !== 200) throw new Error(`${url}: HTTP ${r.status}`);
-  return (await r.arrayBuffer()).byteLength;
+  return r.bytes;
 }
 
 /** Sessions that already hold the window, and a wrk script that cycles through them. */
 async function warmSessions(base: string, count: number): Promise<string> {
   const paths: string[] = [];
   for (let i = 0; i < count; i++) {
-    const r = await fetch(`${base}/${FRAME}?${WINDOW}&len=2000000&cnew=http`);
-    await r.arrayBuffer();
-    const cid = /cid=([^,]+)/.exec(r.headers.get('JPIP-cnew') ?? '')?.[1];
+    const r = await get(`${base}/${FRAME}?${WINDOW}&len=2000000&cnew=http`);
+    const cid = /cid=([^,]+)/.exec(String(r.headers['jpip-cnew'] ?? ''))?.[1];
     if (!cid) throw new Error('no channel granted');
     paths.push(`/${FRAME}?${WINDOW}&len=2000000&cid=${cid}`);
   }
