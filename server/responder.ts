@@ -53,6 +53,7 @@ export interface ModelUpdate {
 }
 
 export interface BodyChunk {
+  /** Messages; the model updates below are those of the bins whose sending ended in this chunk. */
   bytes: Uint8Array;
   /** The whole buffer `bytes` is a view of: give it back to the pool once its write completed. */
   buffer?: Uint8Array;
@@ -144,17 +145,29 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
         for (const c of ready.splice(0)) yield c;
       };
 
+      /** When sendFrom returns -1: what the client holds of that bin after the messages it did send. */
+      let partial = 0;
       /**
        * Queues bytes [held, upTo) of a bin the client holds `held` bytes of, as far as the budget
-       * allows. Returns what the client will hold after this response, or -1 when the budget is spent.
+       * allows. Returns what the client will hold after this response, or -1 when the budget is spent
+       * (then `partial`). With `record`, adds the bin's model update to the chunk.
        */
-      const sendFrom = (job: BinJob, held: number): number => {
+      const sendFrom = (job: BinJob, held: number, record = true): number => {
         if (held === COMPLETE) return held;
         const target = Math.min(job.upTo, job.total);
         // An empty, complete bin (an empty tile header, an empty metadata-bin 0) is still announced once.
         if (held >= target && !(job.total === 0 && target === 0)) return held;
+        // One model update per bin and call (not one per message): what the client holds after it.
+        const from = held;
+        const note = (): void => {
+          if (record && held !== from) updates.push({ codestream: job.codestream, classId: job.classId, binId: job.binId, held });
+        };
         while (held < target || (job.total === 0 && held === 0)) {
-          if (budget < MAX_HEADER_LENGTH + 1 && !(job.total === 0 && budget >= MAX_HEADER_LENGTH)) return -1;
+          if (budget < MAX_HEADER_LENGTH + 1 && !(job.total === 0 && budget >= MAX_HEADER_LENGTH)) {
+            note();
+            partial = held;
+            return -1;
+          }
           if (chunk.length - fill < MAX_HEADER_LENGTH + Math.min(target - held, 1)) flush();
           const room = Math.min(budget - MAX_HEADER_LENGTH, chunk.length - MAX_HEADER_LENGTH);
           const n = Math.min(target - held, room, chunk.length - fill - MAX_HEADER_LENGTH);
@@ -165,10 +178,10 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
           fill += n;
           budget -= fill - start;
           held = complete ? COMPLETE : held + n;
-          updates.push({ codestream: job.codestream, classId: job.classId, binId: job.binId, held });
-          if (complete) return held;
+          if (complete) break;
           if (fill >= chunk.length - MAX_HEADER_LENGTH) flush();
         }
+        note();
         return held;
       };
 
@@ -242,8 +255,21 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
       // 3. Precincts, layer by layer; within a layer by resolution, component, tile, precinct; codestreams interleaved.
       const maxLayers = Math.min(input.layers ?? Infinity, Math.max(...plans.map((p) => Math.max(...p.h.layout.tiles.map((_, t) => p.h.index.tile(t).coding.layers)))));
       const bins = plans.map((p) => precinctBins(p.plan, p.h));
-      // What the client holds of each precinct: looked up in the model once, then kept here.
-      const held = plans.map((p) => new Float64Array(p.items.length).fill(-1));
+      // What the client holds of each precinct: looked up in the model once (first), then kept
+      // here (now); the model updates are made from these at the end, one per precinct sent.
+      const first = plans.map((p) => new Float64Array(p.items.length).fill(-1));
+      const now = plans.map((p) => new Float64Array(p.items.length).fill(-1));
+      const recordPrecincts = (): void => {
+        plans.forEach((p, q) => {
+          const f = first[q]!;
+          const n = now[q]!;
+          for (let k = 0; k < p.items.length; k++) {
+            if (n[k]! >= 0 && n[k] !== f[k]) updates.push({ codestream: p.i, classId: BIN_CLASS.PRECINCT, binId: p.items[k]!.id, held: n[k]! });
+          }
+        });
+      };
+      // One job object, refilled for every precinct and layer (no allocation per message).
+      const job: BinJob = { codestream: 0, classId: BIN_CLASS.PRECINCT, binId: 0, src: entry.metadata(), ranges: [], total: 0, upTo: 0 };
       const longest = Math.max(0, ...plans.map((p) => p.items.length));
       for (let l = 0; l < maxLayers; l++) {
         for (let k = 0; k < longest; k++) {
@@ -253,21 +279,33 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
             if (!it) continue;
             const bin = bins[q]![k]!;
             if (l >= bin.layerEnds.length) continue;
-            const hq = held[q]!;
-            let before = hq[k]!;
-            if (before < 0) before = model.held(p.i, BIN_CLASS.PRECINCT, it.id);
-            if (before === COMPLETE) {
-              hq[k] = before;
-              continue;
+            const nq = now[q]!;
+            let before = nq[k]!;
+            if (before < 0) {
+              before = model.held(p.i, BIN_CLASS.PRECINCT, it.id);
+              first[q]![k] = before;
+              nq[k] = before;
             }
-            const total = bin.layerEnds[bin.layerEnds.length - 1]!;
-            const after = sendFrom({ codestream: p.i, classId: BIN_CLASS.PRECINCT, binId: it.id, src: p.h.src, ranges: bin.ranges, total, upTo: bin.layerEnds[l]! }, before);
-            if (after < 0) return yield* finish(limitReason);
-            hq[k] = after;
+            if (before === COMPLETE) continue;
+            job.codestream = p.i;
+            job.binId = it.id;
+            job.src = p.h.src;
+            job.ranges = bin.ranges;
+            job.total = bin.layerEnds[bin.layerEnds.length - 1]!;
+            job.upTo = bin.layerEnds[l]!;
+            const after = sendFrom(job, before, false);
+            if (after < 0) {
+              // The budget ran out inside this bin: what it sent of it still counts.
+              nq[k] = partial;
+              recordPrecincts();
+              return yield* finish(limitReason);
+            }
+            nq[k] = after;
             if (ready.length > 0) yield* drain();
           }
         }
       }
+      recordPrecincts();
       return yield* finish(doneReason(plans, input));
     },
   };
@@ -287,6 +325,9 @@ interface WindowPlan {
  * image version) and view; least recently used out beyond PLAN_CACHE_ENTRIES.
  */
 const PLAN_CACHE_ENTRIES = 256;
+/** Most precincts the kept plans may list in all (~100 bytes each with their bins). */
+const PLAN_CACHE_ITEMS = 50_000;
+let planItems = 0;
 const planCache = new Map<string, WindowPlan>();
 const planIds = new WeakMap<CodestreamIndex, number>();
 let nextPlanId = 1;
@@ -304,6 +345,7 @@ function windowPlan(h: CodestreamHandle, v: View, comps: number[] | undefined): 
   const key = `${id}|${v.discard}|${v.empty ? 'e' : ''}${r.x0},${r.y0},${r.x1},${r.y1}|${comps ? comps.join(',') : '*'}`;
   const have = planCache.get(key);
   if (have) {
+    // Most recently used last (the count of items is unchanged).
     planCache.delete(key);
     planCache.set(key, have);
     windowPlanStats.reused++;
@@ -313,7 +355,13 @@ function windowPlan(h: CodestreamHandle, v: View, comps: number[] | undefined): 
   const tiles = planWindow(h.layout.main.siz, v, (t) => ({ geom: h.index.tile(t).geometry, coding: h.index.tile(t).coding }), { components: comps });
   const plan: WindowPlan = { tiles, items: orderPrecincts(tiles) };
   planCache.set(key, plan);
-  if (planCache.size > PLAN_CACHE_ENTRIES) planCache.delete(planCache.keys().next().value!);
+  planItems += plan.items.length;
+  // Bounded in plans and in precincts (a plan of a huge window is not kept at the expense of many).
+  while (planCache.size > PLAN_CACHE_ENTRIES || (planItems > PLAN_CACHE_ITEMS && planCache.size > 1)) {
+    const oldest = planCache.keys().next().value!;
+    planItems -= planCache.get(oldest)!.items.length;
+    planCache.delete(oldest);
+  }
   return plan;
 }
 

@@ -5,7 +5,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createGzip } from 'node:zlib';
 import { CONTENT_TYPE } from '../jpip/constants.js';
-import { CacheModel, COMPLETE } from '../jpip/cache-model.js';
+import { CacheModel, COMPLETE, binKey } from '../jpip/cache-model.js';
 import { JpipError, isJpipError } from '../jpip/errors.js';
 import { parseRequest, type JpipRequest } from '../jpip/request.js';
 import { isJ2kError } from '../jpeg2000/errors.js';
@@ -40,7 +40,7 @@ import { serveViewer } from './viewer.js';
  */
 
 /** Bytes of a response written corked before it waits for the socket to drain. */
-const CORK_BYTES = 256 * 1024;
+const CORK_BYTES = 64 * 1024;
 
 export interface ServerOptions extends Partial<ServerConfig> {
   /** The image root: every target is a file under it. */
@@ -141,18 +141,15 @@ interface RequestContext {
 }
 
 /** Keeps the last (largest) update of each bin: the journal needs one per bin. */
-function lastPerBin(updates: readonly ModelUpdate[]): HeldUpdate[] {
-  if (updates.length < 2) return updates as HeldUpdate[];
-  const seen = new Set<string>();
-  const out: HeldUpdate[] = [];
-  for (let i = updates.length - 1; i >= 0; i--) {
-    const u = updates[i]!;
-    const k = `${u.codestream}:${u.classId}:${u.binId}`;
-    if (seen.has(k)) continue;
-    seen.add(k);
-    out.push(u);
+/** The updates of a response, one per bin (the last one): bins, not messages, so a big reply stays small here. */
+class HeldByBin {
+  private readonly last = new Map<number | string, ModelUpdate>();
+  add(u: ModelUpdate): void {
+    this.last.set(binKey(u.codestream, u.classId, u.binId), u);
   }
-  return out;
+  list(): HeldUpdate[] {
+    return [...this.last.values()];
+  }
 }
 
 /**
@@ -555,7 +552,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         res.end();
         return;
       }
-      const updates: ModelUpdate[] = [];
+      const updates = new HeldByBin();
       // The response's end goes out with its last bytes (one system call less) unless the journal
       // must record the response between them (a session's response in a supervised worker).
       const fold = !gzip && !(session && journal);
@@ -566,7 +563,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       // Commit what the client will hold, then send that piece: a client takes the response as
       // received only with it. If this process dies before the response's in-flight flag is
       // cleared, the supervisor finds the journal's SENT record and sends the piece itself.
-      const held = lastPerBin(updates);
+      const held = updates.list();
       // What the session held before, to take the commit back if that last piece never leaves.
       const before = session ? held.map((u) => model.held(u.codestream, u.classId, u.binId)) : [];
       for (const u of held) model.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
@@ -618,7 +615,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     res: ServerResponse,
     first: IteratorResult<BodyChunk, void>,
     rest: Generator<BodyChunk, void, void>,
-    updates: ModelUpdate[],
+    updates: HeldByBin,
     gzip: boolean,
     ctx: RequestContext,
     fold: boolean,
@@ -656,7 +653,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     while (!step.done) {
       const chunk = step.value;
       stats.bytes += chunk.bytes.length;
-      for (const u of chunk.updates) updates.push(u);
+      for (const u of chunk.updates) updates.add(u);
       if (chunk.eor !== undefined) ctx.eor = chunk.eor;
       // Compressed bodies are not pooled: zlib may still read the chunk after write() returns.
       const more = z ? z.write(chunk.bytes) : write(chunk.bytes, fold && chunk.eor !== undefined, chunk.buffer);
