@@ -1,6 +1,7 @@
 import { BlockCache } from './block-cache.js';
 import { rejectBusy } from './reject.js';
 import { BufferPool } from './buffer-pool.js';
+import { Slicer } from './slicer.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createGzip } from 'node:zlib';
@@ -38,6 +39,9 @@ import { serveViewer } from './viewer.js';
  * whole response has been written to the socket: a client takes a cut
  * response for a failed one, so the server must too.
  */
+
+/** Work per turn of the event loop before responses wait for the next poll (server/slicer.ts). */
+const SLICE_MS = 10;
 
 /** Bytes of a response written corked before it waits for the socket to drain. */
 const CORK_BYTES = 64 * 1024;
@@ -189,6 +193,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   const logger = runtime.logger ?? createLogger({ level: cfg.logLevel, sink });
   const blockCache = new BlockCache(cfg.blockCacheBytes);
   const buffers = new BufferPool();
+  const slicer = new Slicer(SLICE_MS);
   const registry = new ImageRegistry({ root: cfg.root, cacheDir: cfg.cacheDir ?? undefined, maxOpen: cfg.maxOpenFiles, maxBytes: cfg.indexCacheBytes, blockCache, recheckMs: cfg.fileRecheckSeconds * 1000 });
   const indexThreads = cfg.indexThreads === -1 ? defaultIndexThreads() : cfg.indexThreads;
   const indexPool = indexThreads > 0 ? new IndexPool(indexThreads) : undefined;
@@ -447,6 +452,12 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   }
 
   async function respond(jr: JpipRequest, path: string, req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
+    // A busy turn of the event loop: start after the next poll (see server/slicer.ts).
+    const wait = slicer.pause();
+    if (wait) {
+      await wait;
+      if (res.destroyed) return;
+    }
     const headers: Record<string, string> = { 'Content-Type': '', 'Cache-Control': 'no-cache', ...CORS };
     if (jr.qid !== undefined) headers['JPIP-qid'] = String(jr.qid);
 
@@ -665,6 +676,14 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         res.cork();
       }
       if (res.destroyed) return false;
+      // Not after the last chunk: the response is done, nothing more to generate.
+      const turn = chunk.eor === undefined ? slicer.pause() : undefined;
+      if (turn) {
+        res.uncork();
+        await turn;
+        if (res.destroyed) return false;
+        res.cork();
+      }
       step = rest.next();
     }
     res.uncork();
