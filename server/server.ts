@@ -154,6 +154,9 @@ class HeldByBin {
   list(): HeldUpdate[] {
     return [...this.last.values()];
   }
+  get size(): number {
+    return this.last.size;
+  }
 }
 
 /**
@@ -566,10 +569,13 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       const updates = new HeldByBin();
       // The response's end goes out with its last bytes (one system call less) unless the journal
       // must record the response between them (a session's response in a supervised worker).
-      const fold = !gzip && !(session && journal);
+      // A reply that changes nothing in the session (a cache hit: EOR alone) has nothing to journal:
+      // its end goes with it too.
+      const fold = gzip ? 'never' : !(session && journal) ? 'always' : 'if-nothing-held';
       // Listened to from the start: a folded response closes as soon as it finishes.
       const finished = new Promise<boolean>((resolve) => res.once('close', () => resolve(res.writableFinished)));
       if (!(await streamBody(res, firstChunk, body, updates, gzip, ctx, fold))) return;
+      const folded = res.writableEnded;
       // Everything but the last piece of the response (the final empty chunk) is in the kernel.
       // Commit what the client will hold, then send that piece: a client takes the response as
       // received only with it. If this process dies before the response's in-flight flag is
@@ -600,9 +606,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
           journal?.removed(session, u.codestream, u.classId, u.binId, before[i]!);
         });
       };
-      if (!fold) res.end();
+      if (!folded) res.end();
       // A folded response is known to have finished (streamBody said so).
-      if (fold || (!req.socket.destroyed && req.socket.writableLength === 0)) done(true);
+      if (folded || (!req.socket.destroyed && req.socket.writableLength === 0)) done(true);
       else {
         res.once('finish', () => done(true));
         res.once('close', () => done(res.writableFinished));
@@ -629,8 +635,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     updates: HeldByBin,
     gzip: boolean,
     ctx: RequestContext,
-    fold: boolean,
+    fold: 'always' | 'never' | 'if-nothing-held',
   ): Promise<boolean> {
+    let folded = false;
     let lastWrite: Promise<void> = Promise.resolve();
     const write = (b: Uint8Array, last = false, buffer?: Uint8Array): boolean => {
       let done!: () => void;
@@ -667,7 +674,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       for (const u of chunk.updates) updates.add(u);
       if (chunk.eor !== undefined) ctx.eor = chunk.eor;
       // Compressed bodies are not pooled: zlib may still read the chunk after write() returns.
-      const more = z ? z.write(chunk.bytes) : write(chunk.bytes, fold && chunk.eor !== undefined, chunk.buffer);
+      const last = chunk.eor !== undefined && (fold === 'always' || (fold === 'if-nothing-held' && updates.size === 0));
+      if (last) folded = true;
+      const more = z ? z.write(chunk.bytes) : write(chunk.bytes, last, chunk.buffer);
       corked += chunk.bytes.length;
       if (corked >= CORK_BYTES) {
         res.uncork();
@@ -694,7 +703,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     }
     const ok = await guard(res, lastWrite, ctx);
     // An ended response closes as soon as it finishes: what counts then is that it finished.
-    return fold ? res.writableFinished : ok && !res.destroyed;
+    return folded ? res.writableFinished : ok && !res.destroyed;
   }
 
   function event(em: NodeJS.EventEmitter, name: string): Promise<void> {
