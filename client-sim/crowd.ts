@@ -98,7 +98,8 @@ export interface CrowdOptions extends Partial<CrowdSettings> {
   /** What clients know of the movies; default: asked from the server before the run (not measured). */
   movieInfo?: MovieInfo[] | undefined;
   /** Sample this process's RSS and CPU as the server's. */
-  serverPid?: number | undefined;
+  /** The server's process, or its processes (a supervisor and its worker: summed). */
+  serverPid?: number | readonly number[] | undefined;
   /** After `duration`, how long running requests may take before they are aborted (ms; default min(timeoutMs, 10 s)). */
   graceMs?: number | undefined;
   /** Sampling and tick interval (ms, default 1000). */
@@ -364,7 +365,8 @@ export async function runCrowd(options: CrowdOptions = {}): Promise<CrowdResult>
   const env = runEnvironment();
   const startedAt = new Date().toISOString();
   const dialect = dialectByName(settings.dialect);
-  if (options.serverPid !== undefined) checkInt('serverPid', options.serverPid, 1);
+  if (options.serverPid !== undefined) for (const p of typeof options.serverPid === 'number' ? [options.serverPid] : options.serverPid) checkInt('serverPid', p, 1);
+  if (options.serverPid !== undefined && typeof options.serverPid !== 'number' && options.serverPid.length === 0) throw invalid('serverPid', 'at least one pid', options.serverPid);
   const tickMs = options.tickMs ?? 1000;
   const graceMs = options.graceMs ?? Math.min(settings.timeoutMs, 10_000);
   const closeTimeoutMs = Math.min(settings.timeoutMs, 5_000);
@@ -410,7 +412,7 @@ export async function runCrowd(options: CrowdOptions = {}): Promise<CrowdResult>
       embedded !== undefined
         ? new ProcSampler('self', { intervalMs: 0, label: 'embedded server (this process)', countSockets: options.countSockets })
         : options.serverPid !== undefined
-          ? new ProcSampler(options.serverPid, { intervalMs: 0, label: `server pid ${options.serverPid}`, countSockets: options.countSockets })
+          ? new ProcSampler(options.serverPid, { intervalMs: 0, label: `server pid ${[options.serverPid].flat().join('+')}`, countSockets: options.countSockets })
           : undefined;
     // Sampled by the tick (intervalMs 0: no timer of their own), so samples and ticks line up.
     const simSampler = new ProcSampler('self', { intervalMs: 0, label: 'simulator (this process)' });
@@ -641,7 +643,7 @@ export async function runCrowd(options: CrowdOptions = {}): Promise<CrowdResult>
       latencyMs: summarizeLatency(rec.latency),
       serviceTimeMs: rec.service ? summarizeLatency(rec.service) : undefined,
       latencyHistogram: encodeHistogram(rec.latency),
-      server: serverSummary ? { ...serverSummary, sameProcessAsSimulator: serverSummary.pid === process.pid } : undefined,
+      server: serverSummary ? { ...serverSummary, sameProcessAsSimulator: (serverSummary.pids ?? [serverSummary.pid]).includes(process.pid) } : undefined,
       simulator: simSummary,
       timeline,
     };

@@ -36,7 +36,8 @@ export interface HammerOptions {
   /** len of each request (default 2097152). */
   len?: number | undefined;
   timeoutSeconds?: number | undefined;
-  serverPid?: number | undefined;
+  /** The server's process, or its processes (a supervisor and its worker: summed). */
+  serverPid?: number | readonly number[] | undefined;
   /** Called about every second with the requests answered in it. */
   onTick?: ((t: { t: number; responses: number; bytes: number }) => void) | undefined;
 }
@@ -125,7 +126,7 @@ export async function runHammer(o: HammerOptions = {}): Promise<HammerResult> {
       tgt.embedded !== undefined
         ? new ProcSampler('self', { label: 'embedded server (this process)' })
         : o.serverPid !== undefined
-          ? new ProcSampler(o.serverPid, { label: `server pid ${o.serverPid}` })
+          ? new ProcSampler(o.serverPid, { label: `server pid ${[o.serverPid].flat().join('+')}` })
           : undefined;
     const simSampler = new ProcSampler('self', { label: 'load generator (this process)' });
     serverSampler?.start();
@@ -184,7 +185,7 @@ export async function runHammer(o: HammerOptions = {}): Promise<HammerResult> {
       rates: { requestsPerSecond: round1(responses / elapsed), bytesPerSecond: Math.round(res.throughput.total / elapsed) },
       statusCodes,
       latencyMs: { p50: res.latency.p50, p90: res.latency.p90, p99: res.latency.p99, p999: res.latency.p99_9, max: res.latency.max, mean: res.latency.mean },
-      server: serverSummary ? { ...serverSummary, sameProcessAsSimulator: serverSummary.pid === process.pid } : undefined,
+      server: serverSummary ? { ...serverSummary, sameProcessAsSimulator: (serverSummary.pids ?? [serverSummary.pid]).includes(process.pid) } : undefined,
       simulator: simSummary,
     };
   } finally {

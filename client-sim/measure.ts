@@ -149,8 +149,10 @@ export interface ProcSample {
 }
 
 export interface ProcSummary {
-  /** What was sampled: a pid, or `self`. */
+  /** What was sampled: a pid (the first, when several were summed). */
   pid: number;
+  /** Every pid sampled, when more than one (their figures are summed). */
+  pids?: number[];
   label: string;
   /** False when no reading could be taken (no /proc, process gone). */
   available: boolean;
@@ -175,8 +177,23 @@ const MIN_FINAL_SAMPLE_MS = 250;
  * the last sample is not too recent, see MIN_FINAL_SAMPLE_MS) and returns
  * the summary. The timer does not keep the process alive.
  */
+/** One reading of several processes together (a supervisor and its worker): RSS and CPU time summed; undefined if any is gone. */
+export function readProcs(pids: readonly number[]): ProcReading | undefined {
+  let rss = 0;
+  let cpu = 0;
+  for (const p of pids) {
+    const r = readProc(p);
+    if (!r) return undefined;
+    rss += r.rssBytes;
+    cpu += r.cpuSeconds;
+  }
+  return { rssBytes: rss, cpuSeconds: cpu };
+}
+
 export class ProcSampler {
   readonly pid: number;
+  /** Every process sampled (their figures are summed). */
+  readonly pids: readonly number[];
   readonly label: string;
   readonly samples: ProcSample[] = [];
   private readonly read: () => ProcReading | undefined;
@@ -189,12 +206,19 @@ export class ProcSampler {
   private prevAt = 0;
   private lastAt = 0;
 
-  /** `pid` = 'self' samples this process through Node; `intervalMs` 0: no timer, the caller calls `sample()`. */
-  constructor(pid: number | 'self', opts: { intervalMs?: number; label?: string; countSockets?: boolean } = {}) {
-    this.pid = pid === 'self' ? process.pid : pid;
-    this.read = pid === 'self' ? readSelf : () => readProc(pid);
+  /**
+   * `pid` = 'self' samples this process through Node; several pids (a supervisor and its worker)
+   * are sampled together, their RSS, CPU and sockets summed. `intervalMs` 0: no timer, the
+   * caller calls `sample()`.
+   */
+  constructor(pid: number | readonly number[] | 'self', opts: { intervalMs?: number; label?: string; countSockets?: boolean } = {}) {
+    this.pids = pid === 'self' ? [process.pid] : typeof pid === 'number' ? [pid] : [...pid];
+    if (this.pids.length === 0) throw new RangeError('ProcSampler: no pid');
+    this.pid = this.pids[0]!;
+    const pids = this.pids;
+    this.read = pid === 'self' ? readSelf : pids.length === 1 ? () => readProc(pids[0]!) : () => readProcs(pids);
     this.intervalMs = opts.intervalMs ?? 1000;
-    this.label = opts.label ?? (pid === 'self' ? 'this process' : `pid ${pid}`);
+    this.label = opts.label ?? (pid === 'self' ? 'this process' : `pid ${pids.join('+')}`);
     this.sockets = opts.countSockets ?? false;
   }
 
@@ -224,7 +248,11 @@ export class ProcSampler {
     const cpu = this.prev && dt > 0 ? ((r.cpuSeconds - this.prev.cpuSeconds) / dt) * 100 : 0;
     const s: ProcSample = { t: round1((now - this.t0) / 1000), rssBytes: r.rssBytes, cpuPercent: round1(Math.max(0, cpu)) };
     if (this.sockets) {
-      const n = countSockets(this.pid);
+      let n: number | undefined;
+      for (const p of this.pids) {
+        const k = countSockets(p);
+        if (k !== undefined) n = (n ?? 0) + k;
+      }
       if (n !== undefined) s.sockets = n;
     }
     this.samples.push(s);
@@ -246,6 +274,7 @@ export class ProcSampler {
     const available = this.first !== undefined && last !== undefined && this.samples.length > 0;
     return {
       pid: this.pid,
+      ...(this.pids.length > 1 ? { pids: [...this.pids] } : {}),
       label: this.label,
       available,
       samples: this.samples,

@@ -378,7 +378,7 @@ function serverLines(server: CrowdResult['server'], sim: ProcSummary, cores: num
   else if (server.sameProcessAsSimulator) {
     rows.push(['server', `${procLine(server)}`]);
     rows.push(['', 'the embedded server runs in this process: these figures INCLUDE the simulator (nothing subtracted)']);
-  } else rows.push([`server (pid ${server.pid})`, procLine(server)]);
+  } else rows.push([server.pids ? `server (pids ${server.pids.join('+')}, summed)` : `server (pid ${server.pid})`, procLine(server)]);
   rows.push(['simulator', `${procLine(sim)}; ${cores} cores`]);
   return rows;
 }

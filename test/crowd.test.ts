@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { readProc } from '../client-sim/measure.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -153,6 +155,22 @@ t('a running server (--server) with --server-pid: the server is sampled from /pr
     assert.is(r.target.url, url);
     assert.is(r.server?.pid, process.pid);
     assert.ok(r.server?.available);
+    // Several pids (a supervisor and its worker) are sampled together, their figures summed.
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const pids = [process.ppid, sleeper.pid!];
+      const one = readProc(pids[0]!)!;
+      const two = await runCrowd({ ...SHORT, root: undefined, server: url, movieInfo: r.target.movies, serverPid: pids, clients: 1, duration: 0.3, sessionLength: 0.3 });
+      assert.equal(two.server?.pids, pids);
+      assert.is(two.server?.sameProcessAsSimulator, false);
+      assert.ok(two.server!.rssMaxBytes > one.rssBytes, `the RSS of both processes: ${two.server!.rssMaxBytes} > ${one.rssBytes}`);
+      assert.match(formatCrowdSummary(two), new RegExp(`server \\(pids ${pids[0]}\\+${pids[1]}, summed\\)`));
+      // This process among them: the figures include the simulator, and say so.
+      const withSelf = await runCrowd({ ...SHORT, root: undefined, server: url, movieInfo: r.target.movies, serverPid: [sleeper.pid!, process.pid], clients: 1, duration: 0.3, sessionLength: 0.3 });
+      assert.is(withSelf.server?.sameProcessAsSimulator, true);
+    } finally {
+      sleeper.kill();
+    }
     const none = await runCrowd({ ...SHORT, root: undefined, server: `${url}/`, movieInfo: r.target.movies, clients: 1, duration: 0.3, sessionLength: 0.3 });
     assert.is(none.server, undefined, 'no pid: the server is not measured');
     assert.match(formatCrowdSummary(none), /not measured \(give --server-pid\)/);
@@ -211,6 +229,8 @@ t('every option is checked, with a message naming it', async () => {
   await fails({ ...SHORT, preset: 'huge' as 'small' }, /preset/);
   await fails({ ...SHORT, root: tmp }, /no movie/);
   await fails({ ...SHORT, serverPid: 0 }, /serverPid/);
+  await fails({ ...SHORT, serverPid: [process.pid, -3] }, /serverPid/);
+  await fails({ ...SHORT, serverPid: [] }, /serverPid/);
   assert.match(presetDir('paper', { JPIP_BENCH_FIXTURES: '/x' }), /^\/x\/paper$/);
   assert.match(presetDir('paper', { XDG_CACHE_HOME: '/c' }), /^\/c\/jpip-bench\/fixtures\/paper$/);
 });

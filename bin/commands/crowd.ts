@@ -41,7 +41,7 @@ export interface CrowdArgs {
   root?: string | undefined;
   preset?: string | undefined;
   targets?: string[] | undefined;
-  'server-pid'?: number | undefined;
+  'server-pid'?: number[] | undefined;
   timeout: number;
   retries?: number | undefined;
 }
@@ -95,7 +95,7 @@ export function register(y: Argv, io: CliIo): Argv {
         .option('root', { type: 'string', describe: 'image root of the embedded server (and where movies are listed from)', defaultDescription: 'the shipped small set' })
         .option('preset', { type: 'string', choices: ['small', 'paper'], describe: "fixture set: small (shipped) or paper (generated with the fixture generator, needs opj_compress)" })
         .option('targets', { type: 'string', array: true, describe: 'movie paths on the server', defaultDescription: 'the linked JPX files under the root' })
-        .option('server-pid', { type: 'number', describe: "sample this process's RSS and CPU every second (/proc) as the server's" })
+        .option('server-pid', { type: 'number', array: true, describe: "sample this process's RSS and CPU every second (/proc) as the server's; several pids (jpip-bench serve's supervisor and worker) are summed" })
         .option('timeout', { type: 'number', default: CROWD_DEFAULTS.timeoutMs / 1000, describe: 'seconds a request may take' })
         .option('retries', { type: 'number', describe: 'failures in a row before a client gives up', defaultDescription: '3; jhelioviewer pattern 13' })
         .option('json', { type: 'string', nargs: 1, describe: 'write the result as JSON to FILE (- : stdout, instead of the summary)' })

@@ -15,7 +15,7 @@ export interface HammerArgs {
   duration: number;
   len: number;
   timeout: number;
-  'server-pid'?: number | undefined;
+  'server-pid'?: number[] | undefined;
 }
 
 /** The library options of a command line (exported for tests). */
@@ -53,7 +53,7 @@ export function register(y: Argv, io: CliIo): Argv {
         .option('duration', { type: 'number', default: HAMMER_DEFAULTS.duration, describe: 'seconds' })
         .option('len', { type: 'number', default: HAMMER_DEFAULTS.len, describe: 'bytes per request (len=)' })
         .option('timeout', { type: 'number', default: HAMMER_DEFAULTS.timeoutSeconds, describe: 'seconds a request may take' })
-        .option('server-pid', { type: 'number', describe: "sample this process's RSS and CPU as the server's" })
+        .option('server-pid', { type: 'number', array: true, describe: "sample this process's RSS and CPU as the server's; several pids (jpip-bench serve's supervisor and worker) are summed" })
         .option('json', { type: 'string', nargs: 1, describe: 'write the result as JSON to FILE (- : stdout, instead of the summary)' })
         .option('csv', { type: 'string', describe: 'write (or append) one CSV row of the result to FILE' })
         .example('$0 hammer --connections 50 --duration 30', 'the default window mix against an embedded server')
