@@ -257,8 +257,8 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
       const bins = plans.map((p) => precinctBins(p.plan, p.h));
       // What the client holds of each precinct: looked up in the model once (first), then kept
       // here (now); the model updates are made from these at the end, one per precinct sent.
-      const first = plans.map((p) => new Float64Array(p.items.length).fill(-1));
-      const now = plans.map((p) => new Float64Array(p.items.length).fill(-1));
+      const first = plans.map((p) => new Array<number>(p.items.length).fill(-1));
+      const now = plans.map((p) => new Array<number>(p.items.length).fill(-1));
       const recordPrecincts = (): void => {
         plans.forEach((p, q) => {
           const f = first[q]!;
@@ -272,6 +272,9 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
       const job: BinJob = { codestream: 0, classId: BIN_CLASS.PRECINCT, binId: 0, src: entry.metadata(), ranges: [], total: 0, upTo: 0 };
       const longest = Math.max(0, ...plans.map((p) => p.items.length));
       for (let l = 0; l < maxLayers; l++) {
+        // Precincts that still have bytes to send in a later layer: none left (a cache hit, or a
+        // window whose every layer is sent), and the remaining layer passes are skipped.
+        let open = 0;
         for (let k = 0; k < longest; k++) {
           for (let q = 0; q < plans.length; q++) {
             const p = plans[q]!;
@@ -286,7 +289,9 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
               first[q]![k] = before;
               nq[k] = before;
             }
-            if (before === COMPLETE) continue;
+            const last = bin.layerEnds[Math.min(maxLayers, bin.layerEnds.length) - 1]!;
+            if (before === COMPLETE || (before >= last && last > 0)) continue;
+            open++;
             job.codestream = p.i;
             job.binId = it.id;
             job.src = p.h.src;
@@ -304,6 +309,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
             if (ready.length > 0) yield* drain();
           }
         }
+        if (open === 0) break;
       }
       recordPrecincts();
       return yield* finish(doneReason(plans, input));
