@@ -239,7 +239,8 @@ export class ImageRegistry {
   open(target: string): ImageEntry {
     const now = Date.now();
     const hit = this.resolved.get(target);
-    if (hit && now - hit.at < RESOLVE_TTL_MS) {
+    // A name's real path is trusted as long as its file is (recheckMs), and at least a second.
+    if (hit && now - hit.at < Math.max(RESOLVE_TTL_MS, this.recheckMs)) {
       // Checked within recheckMs and still open: nothing to look at on disk.
       const e = hit.entry;
       if (e && !e.closed && hit.checked !== undefined && now - hit.checked < this.recheckMs && this.entries.get(e.key) === e) {
