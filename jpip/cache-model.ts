@@ -45,13 +45,10 @@ export class CacheModel {
   /** key -> held bytes (COMPLETE when the client has the whole bin). */
   private readonly bins = new Map<number | string, number>();
 
-  private static key(codestream: number, classId: number, binId: number): number | string {
-    return binKey(codestream, classId, binId);
-  }
 
   /** Bytes of the bin the client holds from its start (0 when none). */
   held(codestream: number, classId: number, binId: number): number {
-    return this.bins.get(CacheModel.key(codestream, classId, binId)) ?? 0;
+    return this.bins.get(binKey(codestream, classId, binId)) ?? 0;
   }
 
   isComplete(codestream: number, classId: number, binId: number): boolean {
@@ -60,7 +57,7 @@ export class CacheModel {
 
   /** Records that the client now holds `bytes` from the start (only grows), or all of it. */
   add(codestream: number, classId: number, binId: number, bytes: number, complete = false): void {
-    const k = CacheModel.key(codestream, classId, binId);
+    const k = binKey(codestream, classId, binId);
     const before = this.bins.get(k) ?? 0;
     const now = complete ? COMPLETE : Math.max(before, bytes);
     if (now !== before) this.bins.set(k, now);
@@ -68,7 +65,7 @@ export class CacheModel {
 
   /** Records that the client no longer holds more than `bytes` of the bin (subtractive model). */
   remove(codestream: number, classId: number, binId: number, bytes = 0): void {
-    const k = CacheModel.key(codestream, classId, binId);
+    const k = binKey(codestream, classId, binId);
     const before = this.bins.get(k);
     if (before === undefined) return;
     if (bytes <= 0) this.bins.delete(k);

@@ -96,7 +96,7 @@ export class BlockCache {
       const start = b * B;
       const bytes = new Uint8Array(Math.min(B, size - start));
       readInto(file, start, bytes.length, bytes, 0);
-      if (!dropped && this.budget >= bytes.length) {
+      if (this.budget >= bytes.length) {
         this.blocks.set(key, { bytes, owner: keys, used: false });
         keys.add(key);
         this.held += bytes.length;
@@ -105,12 +105,9 @@ export class BlockCache {
       return bytes;
     };
     const into = (pos: number, len: number, out: Uint8Array, outPos: number): void => {
-      if (this.budget < B || dropped) {
-        readInto(file, pos, len, out, outPos);
-        return;
-      }
-      if (pos < 0 || len < 0 || pos + len > size) {
-        // The file's own read throws the right error (TRUNCATED, with its name).
+      // Straight to the file: no cache (budget below a block, file dropped), or a read past the
+      // end, for which the file's own read throws the right error (TRUNCATED, with its name).
+      if (this.budget < B || dropped || pos < 0 || len < 0 || pos + len > size) {
         readInto(file, pos, len, out, outPos);
         return;
       }

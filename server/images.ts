@@ -189,8 +189,9 @@ export class ImageRegistry {
   }
 
   /**
-   * Targets resolved recently: name -> real path, reused for `RESOLVE_TTL_MS` (resolving walks
-   * every path component with lstat). The file itself is still checked on every request.
+   * Targets resolved recently: name -> real path (resolving walks every path component with
+   * lstat), reused for `RESOLVE_TTL_MS`, or as long as `recheckMs` when `open` last found the
+   * name's image; `open` checks the file itself again once `recheckMs` has passed.
    */
   private readonly resolved = new Map<string, { real: string; at: number; entry?: ImageEntry; checked?: number }>();
   /** How long an open image is served without checking its file's size and mtime again (ms; 0: every request). */
@@ -229,10 +230,22 @@ export class ImageRegistry {
     const now = Date.now();
     const hit = this.resolved.get(target);
     if (hit && now - hit.at < RESOLVE_TTL_MS) return hit.real;
+    return this.resolveAndRemember(target, now).real;
+  }
+
+  /** Resolves a name (resolveTarget) and remembers its real path, as resolved at `now`. */
+  private resolveAndRemember(target: string, now: number): { real: string; at: number; entry?: ImageEntry; checked?: number } {
     const real = this.resolveTarget(target);
     if (this.resolved.size >= RESOLVE_CACHE_ENTRIES) this.resolved.clear();
-    this.resolved.set(target, { real, at: now });
-    return real;
+    const record = { real, at: now };
+    this.resolved.set(target, record);
+    return record;
+  }
+
+  /** Marks an open image the most recently used (the entries map iterates oldest first). */
+  private touch(e: ImageEntry): void {
+    this.entries.delete(e.key);
+    this.entries.set(e.key, e);
   }
 
   /** Opens (or reuses) the image a client names. */
@@ -244,8 +257,7 @@ export class ImageRegistry {
       // Checked within recheckMs and still open: nothing to look at on disk.
       const e = hit.entry;
       if (e && !e.closed && hit.checked !== undefined && now - hit.checked < this.recheckMs && this.entries.get(e.key) === e) {
-        this.entries.delete(e.key);
-        this.entries.set(e.key, e); // most recently used last
+        this.touch(e);
         return e;
       }
       // The real path of a moment ago is still a regular file (not replaced by a link): reuse it.
@@ -262,11 +274,10 @@ export class ImageRegistry {
         return entry;
       }
     }
-    const real = this.resolveTarget(target);
-    if (this.resolved.size >= RESOLVE_CACHE_ENTRIES) this.resolved.clear();
-    const entry = this.openAbsolute(real);
-    this.resolved.set(target, { real, at: now, entry, checked: now });
-    return entry;
+    const record = this.resolveAndRemember(target, now);
+    record.entry = this.openAbsolute(record.real);
+    record.checked = now;
+    return record.entry;
   }
 
   /** Opens (or reuses) an image by its real absolute path inside the root (`known`: its stat, just taken). */
@@ -283,8 +294,7 @@ export class ImageRegistry {
     const key = path.relative(this.rootReal, real).split(path.sep).join('/');
     const have = this.entries.get(key);
     if (have && have.size === st.size && have.mtimeMs === st.mtimeMs) {
-      this.entries.delete(key);
-      this.entries.set(key, have); // most recently used last
+      this.touch(have);
       return have;
     }
     if (have) this.retire(key, have);

@@ -637,7 +637,6 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     ctx: RequestContext,
     fold: 'always' | 'never' | 'if-nothing-held',
   ): Promise<boolean> {
-    let folded = false;
     let lastWrite: Promise<void> = Promise.resolve();
     const write = (b: Uint8Array, last = false, buffer?: Uint8Array): boolean => {
       let done!: () => void;
@@ -675,7 +674,6 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       if (chunk.eor !== undefined) ctx.eor = chunk.eor;
       // Compressed bodies are not pooled: zlib may still read the chunk after write() returns.
       const last = chunk.eor !== undefined && (fold === 'always' || (fold === 'if-nothing-held' && updates.size === 0));
-      if (last) folded = true;
       const more = z ? z.write(chunk.bytes) : write(chunk.bytes, last, chunk.buffer);
       corked += chunk.bytes.length;
       if (corked >= CORK_BYTES) {
@@ -703,7 +701,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     }
     const ok = await guard(res, lastWrite, ctx);
     // An ended response closes as soon as it finishes: what counts then is that it finished.
-    return folded ? res.writableFinished : ok && !res.destroyed;
+    return res.writableEnded ? res.writableFinished : ok && !res.destroyed;
   }
 
   function event(em: NodeJS.EventEmitter, name: string): Promise<void> {
