@@ -18,39 +18,17 @@
  * Targets: under 20 ms cold, under 2 ms with the cache file. Prints figures; asserts nothing.
  * Network: 127.0.0.1 only.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { generateFixtures } from '../fixtures-gen/generate.js';
+import { CLI, startServe } from './serve-process.js';
 
 const IMAGES = Number(process.env['BENCH_IMAGES'] ?? 20);
-const here = dirname(fileURLToPath(import.meta.url));
-const CLI = join(here, '..', 'dist', 'bin', 'jpip-bench.js');
 const WORK = join(tmpdir(), 'jpip-bench-cold-start');
 const QUERY = 'fsiz=2048,2048&roff=768,768&rsiz=512,512&len=20000&type=jpp-stream&cnew=http';
-
-function start(root: string, cacheDir: string): Promise<{ child: ChildProcess; base: string }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--root', root, '--port', '0', '--quiet', '--log-level', 'error', '--cache-dir', cacheDir], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) resolve({ child, base: (JSON.parse(buf.slice(0, nl)) as { url: string }).url });
-    });
-    child.once('exit', (code) => reject(new Error(`jpip-bench serve exited (${code}) before it started`)));
-  });
-}
-
-function stop(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
-}
 
 /** Milliseconds from sending the request to the last byte of the reply: on a new connection, or on `agent`'s kept one. */
 function timeRequest(url: string, agent?: Agent): Promise<{ ms: number; bytes: number; status: number }> {
@@ -73,7 +51,8 @@ function stats(xs: number[]): string {
 }
 
 async function pass(root: string, cacheDir: string, names: string[], keepAlive: boolean): Promise<{ first: number[]; open: number[] }> {
-  const { child, base } = await start(root, cacheDir);
+  const srv = await startServe(['--root', root, '--port', '0', '--log-level', 'error', '--cache-dir', cacheDir]);
+  const base = srv.url;
   // keepAlive: one connection for every request (a viewer opening another image on the connection
   // it has): what is measured is the server's work, without a new connection's hand-off.
   const agent = keepAlive ? new Agent({ keepAlive: true, maxSockets: 1 }) : undefined;
@@ -92,7 +71,7 @@ async function pass(root: string, cacheDir: string, names: string[], keepAlive: 
     return { first, open };
   } finally {
     agent?.destroy();
-    await stop(child);
+    await srv.stop();
   }
 }
 

@@ -15,21 +15,20 @@
  *
  * Network: 127.0.0.1 only. Prints figures; asserts nothing.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawn } from 'node:child_process';
 import { readProc } from '../client-sim/measure.js';
 import { JOURNAL_FILE } from '../server/journal.js';
+import { startServe } from './serve-process.js';
 
 const SESSIONS = Number(process.env['BENCH_SESSIONS'] ?? 2000);
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 8);
 const WINDOW_LEN = Number(process.env['BENCH_WINDOW_LEN'] ?? 4000);
 const here = dirname(fileURLToPath(import.meta.url));
 const FIXTURES = join(here, '..', 'test', 'fixtures');
-const CLI = join(here, '..', 'dist', 'bin', 'jpip-bench.js');
 
 interface Memory {
   rss: number;
@@ -70,18 +69,16 @@ async function main(): Promise<void> {
   const stateDir = join(root, '.state');
   mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
   for (const f of ['movie.jpx', 'linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
-  if (!existsSync(CLI)) throw new Error('dist/ is not built: run npm run build first');
   // The server as deployed (jpip-bench serve: supervisor and worker, compiled), in processes of
   // its own, so that each one's memory is its own; --expose-gc (through NODE_OPTIONS, inherited by
   // the worker) lets /health?gc=1 collect before the figures.
-  const child = spawn(
-    process.execPath,
-    [CLI, 'serve', '--root', root, '--port', '0', '--quiet', '--state-dir', stateDir, '--log-level', 'warn', '--max-sessions', String(Math.max(10_000, SESSIONS * 2)), '--max-connections', String(Math.max(2048, CONNECTIONS + 64)), '--session-idle-seconds', '3600'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --expose-gc` } },
+  const start = await startServe(
+    ['--root', root, '--port', '0', '--state-dir', stateDir, '--log-level', 'warn', '--max-sessions', String(Math.max(10_000, SESSIONS * 2)), '--max-connections', String(Math.max(2048, CONNECTIONS + 64)), '--session-idle-seconds', '3600'],
+    { stderr: 'pipe', env: { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --expose-gc` } },
   );
   const restartLog = new Promise<{ restartMs: number; sessions: number; replayMs: number }>((resolve) => {
     let buf = '';
-    child.stderr!.on('data', (d: Buffer) => {
+    start.child.stderr!.on('data', (d: Buffer) => {
       buf += d.toString();
       let nl;
       while ((nl = buf.indexOf('\n')) >= 0) {
@@ -90,15 +87,6 @@ async function main(): Promise<void> {
         if (line.includes('"worker-restarted"')) resolve(JSON.parse(line) as { restartMs: number; sessions: number; replayMs: number });
       }
     });
-  });
-  const start = await new Promise<{ supervisor: number; worker: number; url: string }>((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) resolve(JSON.parse(buf.slice(0, nl)) as { supervisor: number; worker: number; url: string });
-    });
-    child.once('exit', (code) => reject(new Error(`jpip-bench serve exited (${code}) before it started`)));
   });
   const base = start.url;
   const agents = Array.from({ length: CONNECTIONS }, () => new Agent({ keepAlive: true, maxSockets: 1 }));
@@ -151,7 +139,7 @@ async function main(): Promise<void> {
 
     // "In all": the worker, plus this process (the supervisor, with the clients' own sockets and
     // agents: an upper bound of the supervisor's share).
-    const supervisorRss = readProc(start.supervisor)?.rssBytes ?? NaN;
+    const supervisorRss = start.supervisor !== null ? (readProc(start.supervisor)?.rssBytes ?? NaN) : NaN;
     const lines = [
       `sessions-memory: ${n} idle sessions (one ${WINDOW_LEN}-byte window each) over ${CONNECTIONS} keep-alive connections`,
       `  machine: ${cpus().length} cores, Node ${process.version}; jpip-bench serve from dist/ (compiled)`,
@@ -168,10 +156,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     for (const a of agents) a.destroy();
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    });
+    await start.stop();
     rmSync(root, { recursive: true, force: true });
   }
 }

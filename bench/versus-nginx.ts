@@ -21,21 +21,19 @@
  * (Debian: nginx-light, wrk, libopenjp2-tools); otherwise the script says what to install.
  * Network: 127.0.0.1 only. Prints figures; asserts nothing.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { readProc } from '../client-sim/measure.js';
 import { generateFixtures } from '../fixtures-gen/generate.js';
+import { CLI, startServe, type ServeProcess } from './serve-process.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 8);
-const here = dirname(fileURLToPath(import.meta.url));
-const CLI = join(here, '..', 'dist', 'bin', 'jpip-bench.js');
 const WORK = join(tmpdir(), 'jpip-bench-versus');
 const FRAME = 'frames/frame-000.jp2';
 const WINDOW = 'fsiz=2048,2048&roff=768,768&rsiz=512,512&type=jpp-stream';
@@ -132,41 +130,15 @@ async function startNginx(root: string): Promise<Nginx> {
   };
 }
 
-interface Ours {
-  base: string;
-  pids: number[];
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
-
-async function startOurs(root: string, single: boolean): Promise<Ours> {
-  const args = [CLI, 'serve', '--root', root, '--port', '0', '--quiet', '--log-level', 'error', '--cache-dir', join(WORK, 'index-cache')];
+async function startOurs(root: string, single: boolean): Promise<ServeProcess> {
+  const args = ['--root', root, '--port', '0', '--log-level', 'error', '--cache-dir', join(WORK, 'index-cache')];
   // Each request of the big and small scenarios opens a session the client never uses again
   // (as the ESA server's one session per connection): let them expire after a second, not 5 minutes.
   args.push('--session-idle-seconds', '1', '--max-sessions', '100000');
   if (single) args.push('--single-process');
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) resolve(buf.slice(0, nl));
-    });
-    child.once('exit', (code) => reject(new Error(`jpip-bench serve exited (${code}) before it started`)));
-  });
-  const start = JSON.parse(line) as { supervisor: number | null; worker: number; url: string };
-  await waitFor(`${start.url}/health`);
-  return {
-    base: start.url,
-    pids: [start.supervisor, start.worker].filter((p): p is number => typeof p === 'number'),
-    child,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
+  const srv = await startServe(args);
+  await waitFor(`${srv.url}/health`);
+  return srv;
 }
 
 interface WrkResult {
@@ -272,9 +244,9 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const memory = { oursPeakRss: 0, singlePeakRss: 0, nginxPeakRss: 0 };
   try {
-    const big = await bodyBytes(`${ours.base}/${FRAME}?${WINDOW}&len=200000`);
-    const small = await bodyBytes(`${ours.base}/${FRAME}?${WINDOW}&len=20000`);
-    const hitBytes = await bodyBytes(`${ours.base}${/"([^"]+)"/.exec(readFileSync(await warmSessions(ours.base, 1), 'utf8'))![1]!}`);
+    const big = await bodyBytes(`${ours.url}/${FRAME}?${WINDOW}&len=200000`);
+    const small = await bodyBytes(`${ours.url}/${FRAME}?${WINDOW}&len=20000`);
+    const hitBytes = await bodyBytes(`${ours.url}${/"([^"]+)"/.exec(readFileSync(await warmSessions(ours.url, 1), 'utf8'))![1]!}`);
     console.log(`reply bodies: big ${big} B, small ${small} B, cache hit ${hitBytes} B; ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s, alternating`);
     const scenarios = [
       { name: 'big (new connection + session, len=200000)', bytes: big, close: true, q: `len=200000&cnew=http` },
@@ -290,8 +262,8 @@ async function main(): Promise<void> {
         memory.nginxPeakRss = Math.max(memory.nginxPeakRss, rss(nginx.pids()));
       };
       // Sessions idle for a second expire (see startOurs): the hit scenario's are made just before each run.
-      const one = async (srv: Ours, seconds?: number): Promise<WrkResult> =>
-        sc.q ? wrk(`${srv.base}/${FRAME}?${WINDOW}&${sc.q}`, { close: sc.close, seconds }) : wrk(`${srv.base}/${FRAME}`, { close: false, script: await warmSessions(srv.base, 8), seconds });
+      const one = async (srv: ServeProcess, seconds?: number): Promise<WrkResult> =>
+        sc.q ? wrk(`${srv.url}/${FRAME}?${WINDOW}&${sc.q}`, { close: sc.close, seconds }) : wrk(`${srv.url}/${FRAME}`, { close: false, script: await warmSessions(srv.url, 8), seconds });
       const runOurs = async (): Promise<void> => {
         row.ours.push(await one(ours));
         memory.oursPeakRss = Math.max(memory.oursPeakRss, rss(ours.pids));

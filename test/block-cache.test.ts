@@ -114,18 +114,24 @@ test('readInto works over buffers, sub-sources and sources that only have read()
   assert.instance(e, J2kError);
 });
 
+/** One reply to `q` from a registry's FILE, as hex; with `commit`, the model takes its updates (as the server does). */
+function reply(registry: ImageRegistry, q: string, model = new CacheModel(), commit = false): string {
+  const entry = registry.open(FILE);
+  const planned = planRequest(parseRequest(q), entry, { defaultLen: 1 << 20, maxLen: 1 << 24 });
+  const parts: Buffer[] = [];
+  for (const c of planResponse(entry, planned.input, model, { chunkSize: 4096 }).body()) {
+    parts.push(Buffer.from(c.bytes));
+    if (commit) for (const u of c.updates) model.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
+  }
+  return Buffer.concat(parts).toString('hex');
+}
+
 test('responses read through the cache are byte-identical to responses read from the files', () => {
   const queries = ['fsiz=256,256&len=100000', 'fsiz=128,128&roff=16,16&rsiz=64,64&len=3000', 'fsiz=64,64&layers=3'];
   const bodies = (blockCache: BlockCache | undefined): string[] => {
     const registry = new ImageRegistry({ root: FIXTURES, blockCache });
     try {
-      return queries.map((q) => {
-        const entry = registry.open(FILE);
-        const planned = planRequest(parseRequest(q), entry, { defaultLen: 1 << 20, maxLen: 1 << 24 });
-        const parts: Buffer[] = [];
-        for (const c of planResponse(entry, planned.input, new CacheModel(), { chunkSize: 4096 }).body()) parts.push(Buffer.from(c.bytes));
-        return Buffer.concat(parts).toString('hex');
-      });
+      return queries.map((q) => reply(registry, q));
     } finally {
       registry.closeAll();
     }
@@ -139,13 +145,7 @@ test('responses read through the cache are byte-identical to responses read from
 test('window plans are computed once per image version and view, reused after, and replies stay identical', () => {
   const registry = new ImageRegistry({ root: FIXTURES });
   try {
-    const body = (q: string, model = new CacheModel()): string => {
-      const entry = registry.open(FILE);
-      const planned = planRequest(parseRequest(q), entry, { defaultLen: 1 << 20, maxLen: 1 << 24 });
-      const parts: Buffer[] = [];
-      for (const c of planResponse(entry, planned.input, model, { chunkSize: 4096 }).body()) parts.push(Buffer.from(c.bytes));
-      return Buffer.concat(parts).toString('hex');
-    };
+    const body = (q: string, model?: CacheModel): string => reply(registry, q, model);
     const q = 'fsiz=128,128&roff=8,8&rsiz=96,64&len=50000';
     const c0 = windowPlanStats.computed;
     const first = body(q);
@@ -158,12 +158,8 @@ test('window plans are computed once per image version and view, reused after, a
     assert.is.not(body('fsiz=64,64&len=50000'), first);
     assert.is(windowPlanStats.computed, c0 + 2);
     // A session that holds everything gets nothing but the EOR from the reused plan.
-    const m = new CacheModel();
-    body(q, m);
     const holder = new CacheModel();
-    const entry = registry.open(FILE);
-    const planned = planRequest(parseRequest(q), entry, { defaultLen: 1 << 20, maxLen: 1 << 24 });
-    for (const c of planResponse(entry, planned.input, holder, { chunkSize: 4096 }).body()) for (const u of c.updates) holder.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
+    reply(registry, q, holder, true);
     assert.ok(body(q, holder).length / 2 < 8, 'only the EOR is sent again');
   } finally {
     registry.closeAll();
