@@ -1,9 +1,9 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { fullView, maxDiscardLevels, resolveView, windowTiles } from '../jpip/window.js';
 import type { CodestreamIndex } from '../jpeg2000/packet-index.js';
 import type { ImageEntry } from './images.js';
 import type { FromIndexThread, ToIndexThread } from './index-thread.js';
+import { ThreadPool } from './thread-pool.js';
 import type { ResponseInput } from './responder.js';
 
 /**
@@ -21,95 +21,55 @@ import type { ResponseInput } from './responder.js';
  * thread is replaced at once.
  */
 
-type TileJob = Omit<Extract<ToIndexThread, { op: 'tile' }>, 'id'>;
-
-interface Thread {
-  worker: Worker;
-  jobs: Map<number, (r: FromIndexThread | undefined) => void>;
-}
-
-/** The number of threads `indexThreads: -1` means: one per core but the main thread's. */
+/** The number of threads `indexThreads: -1` (and `assemblyThreads: -1`) means: one per core but the main thread's. */
 export function defaultIndexThreads(): number {
   return Math.max(1, availableParallelism() - 1);
 }
 
 export class IndexPool {
-  readonly size: number;
-  private readonly threads: Thread[] = [];
-  private nextId = 1;
+  private readonly pool: ThreadPool<ToIndexThread, FromIndexThread>;
   private closed = false;
   /** Jobs in flight, by tile, so concurrent requests share one. */
   private readonly pending = new Map<string, Promise<Uint32Array | undefined>>();
   /** Tiles indexed on a thread (tests, metrics). */
   tilesIndexed = 0;
-  /** Threads started to replace dead ones. */
-  restarts = 0;
   /** Jobs that failed (the main thread then indexed the tile itself). */
   failures = 0;
 
   constructor(size: number) {
-    this.size = size;
-    for (let i = 0; i < size; i++) this.threads.push(this.spawn());
+    this.pool = new ThreadPool('index-thread', size);
   }
 
-  private spawn(): Thread {
-    const fromSources = import.meta.url.endsWith('.ts');
-    const entry = new URL(fromSources ? './index-thread.mjs' : './index-thread.js', import.meta.url);
-    const worker = new Worker(entry);
-    worker.unref();
-    const th: Thread = { worker, jobs: new Map() };
-    worker.on('message', (m: FromIndexThread) => {
-      const done = th.jobs.get(m.id);
-      th.jobs.delete(m.id);
-      done?.(m);
-    });
-    worker.on('error', () => {
-      /* followed by 'exit' */
-    });
-    worker.on('exit', () => {
-      for (const done of th.jobs.values()) done(undefined);
-      th.jobs.clear();
-      const i = this.threads.indexOf(th);
-      if (i < 0 || this.closed) return;
-      this.threads[i] = this.spawn();
-      this.restarts++;
-    });
-    return th;
+  get size(): number {
+    return this.pool.size;
+  }
+
+  /** Threads started to replace dead ones. */
+  get restarts(): number {
+    return this.pool.restarts;
   }
 
   /** Worker thread ids (tests). */
   get threadIds(): number[] {
-    return this.threads.map((t) => t.worker.threadId);
+    return this.pool.threadIds;
   }
 
   /** Terminates one thread, as a crash would (tests). */
   kill(i: number): Promise<number> {
-    return this.threads[i]!.worker.terminate();
-  }
-
-  /** Runs a job on the least busy thread; undefined if it failed or its thread died. */
-  private run(job: TileJob | { op: 'stall'; ms: number }): Promise<FromIndexThread | undefined> {
-    if (this.closed || this.threads.length === 0) return Promise.resolve(undefined);
-    let th = this.threads[0]!;
-    for (const t of this.threads) if (t.jobs.size < th.jobs.size) th = t;
-    const id = this.nextId++;
-    return new Promise((resolve) => {
-      th.jobs.set(id, resolve);
-      th.worker.postMessage({ ...job, id });
-    });
+    return this.pool.kill(i);
   }
 
   /** Blocks one thread for ms (tests: a job to kill it under). */
-  stall(ms: number): Promise<FromIndexThread | undefined> {
-    return this.run({ op: 'stall', ms });
+  stall(ms: number): Promise<undefined> {
+    return this.pool.stall(ms);
   }
 
   /** The packet lengths of one tile, parsed on a thread (undefined: it could not; index it in-thread). */
-  tileLengths(job: TileJob): Promise<Uint32Array | undefined> {
+  tileLengths(job: ToIndexThread): Promise<Uint32Array | undefined> {
     const key = `${job.path}\0${job.size}\0${job.mtimeMs}\0${job.offset}\0${job.tile}`;
     let p = this.pending.get(key);
     if (!p) {
-      p = this.run(job).then((r) => {
+      p = this.pool.run(job).then((r) => {
         this.pending.delete(key);
         if (r?.ok) {
           this.tilesIndexed++;
@@ -159,7 +119,6 @@ export class IndexPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.threads.map((t) => t.worker.terminate()));
-    this.threads.length = 0;
+    await this.pool.close();
   }
 }

@@ -1,4 +1,3 @@
-import { parentPort } from 'node:worker_threads';
 import { readCodestream, type Codestream } from '../jpeg2000/codestream.js';
 import { openFileSource, type FileSource } from '../jpeg2000/file-source.js';
 import { CodestreamIndex } from '../jpeg2000/packet-index.js';
@@ -14,25 +13,20 @@ import { subSource, type RandomAccess } from '../jpeg2000/source.js';
  * thread's) and keeps no packet tables (the main thread's index is the one copy).
  */
 
-export type ToIndexThread =
-  | { id: number; op: 'tile'; path: string; size: number; mtimeMs: number; offset: number; length: number; tile: number }
-  /** Tests: block this thread for ms (to kill it while it holds a job). */
-  | { id: number; op: 'stall'; ms: number };
+export type ToIndexThread = { op: 'tile'; path: string; size: number; mtimeMs: number; offset: number; length: number; tile: number };
 
-export type FromIndexThread = { id: number; ok: true; lengths: Uint32Array } | { id: number; ok: false; message: string };
+export type IndexAnswer = { ok: true; lengths: Uint32Array } | { ok: false; message: string };
+export type FromIndexThread = IndexAnswer & { id: number };
 
 /** The codestream's parsed structure, from the file by path; refused if it is not the version the main thread opened. */
-function codestreamOf(file: FileSource, m: Extract<ToIndexThread, { op: 'tile' }>): { src: RandomAccess; layout: Codestream } {
+function codestreamOf(file: FileSource, m: ToIndexThread): { src: RandomAccess; layout: Codestream } {
   if (file.size !== m.size || file.mtimeMs !== m.mtimeMs) throw new Error(`${m.path} changed on disk`);
   const src = subSource(file, m.offset, m.length);
   return { src, layout: readCodestream(src) };
 }
 
-function run(m: ToIndexThread): FromIndexThread {
-  if (m.op === 'stall') {
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, m.ms);
-    return { id: m.id, ok: false, message: 'stalled' };
-  }
+/** A job (run by server/thread-main.ts, which adds the id and turns a throw into ok: false). */
+export function handle(m: ToIndexThread): IndexAnswer {
   // The file is open for this job only: the server's descriptor budget (maxOpenFiles) counts
   // the main thread's files, so threads add at most one descriptor each, while they work.
   const file = openFileSource(m.path);
@@ -41,20 +35,8 @@ function run(m: ToIndexThread): FromIndexThread {
     const index = new CodestreamIndex(src, layout, { shared: true, source: 'headers' });
     // The whole tile, checked: packets exactly fill its tile-part bodies.
     const ti = index.ensureTile(m.tile);
-    return { id: m.id, ok: true, lengths: ti.lengths };
+    return { ok: true, lengths: ti.lengths };
   } finally {
     file.close();
   }
 }
-
-const port = parentPort;
-if (!port) throw new Error('index-thread: started as a worker thread by the index pool only');
-port.on('message', (m: ToIndexThread) => {
-  let out: FromIndexThread;
-  try {
-    out = run(m);
-  } catch (e) {
-    out = { id: m.id, ok: false, message: e instanceof Error ? e.message : String(e) };
-  }
-  port.postMessage(out);
-});
