@@ -13,6 +13,11 @@ export interface RandomAccess {
   readonly name?: string | undefined;
   /** Offset of byte 0 of this source in the file `name` (a codestream inside a JP2): error messages add it. */
   readonly origin?: number | undefined;
+  /**
+   * The descriptor of the file `name` when the bytes come straight from one (byte `pos` of this
+   * source is byte `origin + pos` of it): worker threads of the same process may read it themselves.
+   */
+  readonly fd?: number | undefined;
   /** Exactly `len` bytes at `pos`; throws TRUNCATED if they are not all there. */
   read(pos: number, len: number): Uint8Array;
   /**
@@ -63,6 +68,7 @@ export function subSource(src: RandomAccess, start: number, length: number): Ran
     size: length,
     name: src.name,
     origin: (src.origin ?? 0) + start,
+    fd: src.fd,
     read(pos: number, len: number): Uint8Array {
       check(pos, len);
       return src.read(start + pos, len);

@@ -129,6 +129,7 @@ export class BlockCache {
       size,
       name: file.name,
       origin: file.origin,
+      fd: file.fd,
       read(pos: number, len: number): Uint8Array {
         const out = new Uint8Array(len);
         into(pos, len, out, 0);

@@ -18,8 +18,12 @@ export class BufferPool {
   reused = 0;
   allocated = 0;
 
-  constructor(maxBytes = 16 * 1024 * 1024) {
+  private readonly shared: boolean;
+
+  /** `shared`: buffers on SharedArrayBuffers, which worker threads can fill (the assembly pool). */
+  constructor(maxBytes = 16 * 1024 * 1024, opts: { shared?: boolean } = {}) {
     this.perClassBytes = Math.max(0, Math.floor(maxBytes / 8));
+    this.shared = opts.shared === true;
   }
 
   /** Bytes of free buffers held. */
@@ -38,7 +42,7 @@ export class BufferPool {
       return have;
     }
     this.allocated++;
-    return Buffer.allocUnsafeSlow(2 ** cls);
+    return this.shared ? Buffer.from(new SharedArrayBuffer(2 ** cls)) : Buffer.allocUnsafeSlow(2 ** cls);
   }
 
   /** Gives a buffer back once nothing reads it any more (its write completed). Others are ignored. */

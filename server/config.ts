@@ -47,6 +47,10 @@ export interface ServerConfig {
   blockCacheBytes: number;
   /** Worker threads that index codestreams without PLT (0: the main thread does; -1: one per core but one). */
   indexThreads: number;
+  /** Worker threads that read the image bytes of response chunks (0: the main thread does; -1: one per core but one). */
+  assemblyThreads: number;
+  /** Chunks with fewer image bytes than this are filled on the main thread (through the block cache). */
+  assemblyMinBytes: number;
   journalCompactBytes: number;
   logLevel: LogLevel;
   metricsAllowRemote: boolean;
@@ -84,6 +88,8 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   fileRecheckSeconds: 1,
   blockCacheBytes: 32 * MiB,
   indexThreads: 0,
+  assemblyThreads: 0,
+  assemblyMinBytes: 32 * KiB,
   journalCompactBytes: 64 * MiB,
   logLevel: 'warn',
   metricsAllowRemote: false,
@@ -127,6 +133,8 @@ export const CONFIG_SCHEMA: { readonly [K in keyof ServerConfig]: Spec } = {
   fileRecheckSeconds: { type: 'number', min: 0, max: 3600, describe: 'how long an open image file is trusted unchanged before its size and mtime are checked again (a file replaced on disk is served fresh within this time; 0: checked on every request)' },
   blockCacheBytes: { type: 'integer', min: 0, max: 2 ** 48, describe: 'memory budget of the cache of image file blocks that responses read through (least recently used are dropped; 0: read the files directly)' },
   indexThreads: { type: 'integer', min: -1, max: 256, describe: 'worker threads that index images without PLT markers (packet-header parsing) off the main thread; 0: none, -1: one per core but one', restart: true },
+  assemblyThreads: { type: 'integer', min: -1, max: 256, describe: 'worker threads that read the image bytes of response chunks off the main thread (it plans the response and writes the message headers); 0: none, -1: one per core but one', restart: true },
+  assemblyMinBytes: { type: 'integer', min: 0, max: 16 * MiB, describe: 'with assemblyThreads: chunks with fewer image bytes than this are filled on the main thread, through the block cache (0: every chunk goes to a thread)' },
   journalCompactBytes: { type: 'integer', min: 4 * KiB, max: 2 ** 40, describe: 'session journal size that triggers its compaction' },
   logLevel: { type: 'enum', values: LOG_LEVELS, describe: 'log level (info: one line per request; errors are always logged)' },
   metricsAllowRemote: { type: 'boolean', describe: 'answer GET /metrics to non-loopback clients too' },

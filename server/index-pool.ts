@@ -26,9 +26,7 @@ export function defaultIndexThreads(): number {
   return Math.max(1, availableParallelism() - 1);
 }
 
-export class IndexPool {
-  private readonly pool: ThreadPool<ToIndexThread, FromIndexThread>;
-  private closed = false;
+export class IndexPool extends ThreadPool<ToIndexThread, FromIndexThread> {
   /** Jobs in flight, by tile, so concurrent requests share one. */
   private readonly pending = new Map<string, Promise<Uint32Array | undefined>>();
   /** Tiles indexed on a thread (tests, metrics). */
@@ -37,31 +35,7 @@ export class IndexPool {
   failures = 0;
 
   constructor(size: number) {
-    this.pool = new ThreadPool('index-thread', size);
-  }
-
-  get size(): number {
-    return this.pool.size;
-  }
-
-  /** Threads started to replace dead ones. */
-  get restarts(): number {
-    return this.pool.restarts;
-  }
-
-  /** Worker thread ids (tests). */
-  get threadIds(): number[] {
-    return this.pool.threadIds;
-  }
-
-  /** Terminates one thread, as a crash would (tests). */
-  kill(i: number): Promise<number> {
-    return this.pool.kill(i);
-  }
-
-  /** Blocks one thread for ms (tests: a job to kill it under). */
-  stall(ms: number): Promise<undefined> {
-    return this.pool.stall(ms);
+    super('index-thread', size);
   }
 
   /** The packet lengths of one tile, parsed on a thread (undefined: it could not; index it in-thread). */
@@ -69,7 +43,7 @@ export class IndexPool {
     const key = `${job.path}\0${job.size}\0${job.mtimeMs}\0${job.offset}\0${job.tile}`;
     let p = this.pending.get(key);
     if (!p) {
-      p = this.pool.run(job).then((r) => {
+      p = this.run(job).then((r) => {
         this.pending.delete(key);
         if (r?.ok) {
           this.tilesIndexed++;
@@ -115,10 +89,5 @@ export class IndexPool {
       // A bad request or a corrupt image: the planning on the main thread reports it.
     }
     await Promise.all(waits);
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.pool.close();
   }
 }

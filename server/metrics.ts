@@ -20,6 +20,8 @@ export interface MetricSources {
   blockCache?: () => BlockCacheStats;
   /** The index threads' figures (optional: only with indexThreads > 0). */
   indexThreads?: () => { tiles: number; failures: number; restarts: number };
+  /** The assembly threads' figures (optional: only with assemblyThreads > 0). */
+  assemblyThreads?: () => { chunks: number; bytes: number; preads: number; failures: number; restarts: number };
 }
 
 export interface ServerMetrics {
@@ -92,6 +94,14 @@ export function createMetrics(src: MetricSources, opts: { defaultMetrics?: boole
     counter('jpip_index_thread_tiles_total', 'tiles indexed from packet headers on index threads', () => threads().tiles);
     counter('jpip_index_thread_failures_total', 'index-thread jobs that failed (the main thread indexed the tile itself)', () => threads().failures);
     counter('jpip_index_thread_restarts_total', 'index threads replaced after dying', () => threads().restarts);
+  }
+  const assembly = src.assemblyThreads;
+  if (assembly) {
+    counter('jpip_assembly_thread_chunks_total', 'response chunks whose image bytes were read on assembly threads', () => assembly().chunks);
+    counter('jpip_assembly_thread_bytes_total', 'image bytes read into responses on assembly threads', () => assembly().bytes);
+    counter('jpip_assembly_thread_preads_total', 'positional reads the assembly threads made (neighbouring pieces are read together)', () => assembly().preads);
+    counter('jpip_assembly_thread_failures_total', 'chunks an assembly thread could not fill (the main thread read them itself)', () => assembly().failures);
+    counter('jpip_assembly_thread_restarts_total', 'assembly threads replaced after dying', () => assembly().restarts);
   }
   if (!opts.defaultMetrics) {
     gauge('process_resident_memory_bytes', 'resident memory size in bytes', () => process.memoryUsage().rss);

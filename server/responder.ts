@@ -60,6 +60,19 @@ export interface BodyChunk {
   updates: ModelUpdate[];
   /** On the last chunk: the reason of the EOR that ends the body. */
   eor?: number;
+  /**
+   * With `deferReads`: image bytes not copied into `buffer` yet. Before the chunk is written,
+   * a thread fills them (`threadReads`) or the main thread does (`performReads`).
+   */
+  reads?: DeferredReads;
+}
+
+/** Reads a chunk still needs: read i copies `at[3i+1]` bytes at `at[3i]` of `srcs[i]` into the chunk's buffer at `at[3i+2]`. */
+export interface DeferredReads {
+  srcs: RandomAccess[];
+  at: number[];
+  /** Bytes to read in all. */
+  bytes: number;
 }
 
 export interface ResponsePlan {
@@ -73,6 +86,12 @@ export interface ResponderOptions {
   chunkSize: number;
   /** Where chunk buffers come from (a pool: see BodyChunk.buffer); default: new ones. */
   alloc?: (size: number) => Uint8Array;
+  /**
+   * Leave the copies of image bytes from files (sources with an `fd`) to the caller: chunks come
+   * out with `reads` (message headers and other bytes are in place). Bounds are checked here, so a
+   * read out of its codestream still fails while the body is produced.
+   */
+  deferReads?: boolean;
 }
 
 /** A data-bin to send: where its bytes are, and up to which byte this response may go. */
@@ -127,6 +146,22 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
       let chunk: Uint8Array = allocate();
       let fill = 0;
       let updates: ModelUpdate[] = [];
+      let reads: DeferredReads | undefined;
+      const defer = opts.deferReads
+        ? (src: RandomAccess, pos: number, len: number, outPos: number): void => {
+            reads ??= { srcs: [], at: [], bytes: 0 };
+            reads.srcs.push(src);
+            reads.at.push(pos, len, outPos);
+            reads.bytes += len;
+          }
+        : undefined;
+      /** The chunk being filled, handed out: its bytes, buffer, updates and reads. */
+      const seal = (extra?: { eor: number }): BodyChunk => {
+        const c: BodyChunk = { bytes: chunk.subarray(0, fill), buffer: chunk, updates, ...extra };
+        if (reads) c.reads = reads;
+        reads = undefined;
+        return c;
+      };
       /** Full chunks waiting to be handed out (the generator yields them between bins). */
       const ready: BodyChunk[] = [];
       /** Bytes held after what this response has queued so far, by the model's bin key. */
@@ -135,7 +170,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
 
       const flush = (): void => {
         if (fill > 0) {
-          ready.push({ bytes: chunk.subarray(0, fill), buffer: chunk, updates });
+          ready.push(seal());
           chunk = allocate();
           fill = 0;
           updates = [];
@@ -174,7 +209,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
           const complete = held + n === job.total;
           const start = fill;
           fill = writer.writeHeader({ classId: job.classId, codestream: job.codestream, binId: job.binId, offset: held, length: n, complete }, chunk, fill);
-          copyBin(job, held, n, chunk, fill);
+          copyBin(job, held, n, chunk, fill, defer);
           fill += n;
           budget -= fill - start;
           held = complete ? COMPLETE : held + n;
@@ -201,7 +236,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
         yield* drain();
         chunk.set(eor, fill);
         fill += eor.length;
-        yield { bytes: chunk.subarray(0, fill), buffer: chunk, updates, eor: reason };
+        yield seal({ eor: reason });
       };
 
       // 1. Metadata-bin 0, first, always (also for raw codestreams: then it is empty).
@@ -389,8 +424,8 @@ function doneReason(plans: { view: View; h: CodestreamHandle }[], input: Respons
   return whole && allLayers && allComps ? EOR.IMAGE_DONE : EOR.WINDOW_DONE;
 }
 
-/** Copies bin bytes [from, from+n) into out at pos. */
-function copyBin(job: BinJob, from: number, n: number, out: Uint8Array, pos: number): void {
+/** Copies bin bytes [from, from+n) into out at pos; with `defer`, those of files are only noted. */
+function copyBin(job: BinJob, from: number, n: number, out: Uint8Array, pos: number, defer?: (src: RandomAccess, pos: number, len: number, outPos: number) => void): void {
   if (n === 0) return;
   let skip = from;
   let left = n;
@@ -400,12 +435,36 @@ function copyBin(job: BinJob, from: number, n: number, out: Uint8Array, pos: num
       continue;
     }
     const take = Math.min(r.length - skip, left);
-    if (job.src instanceof Uint8Array) out.set(job.src.subarray(r.offset + skip, r.offset + skip + take), pos);
-    else readInto(job.src, r.offset + skip, take, out, pos);
+    const at = r.offset + skip;
+    if (job.src instanceof Uint8Array) out.set(job.src.subarray(at, at + take), pos);
+    else if (defer && job.src.fd !== undefined && at + take <= job.src.size) defer(job.src, at, take, pos);
+    else readInto(job.src, at, take, out, pos);
     pos += take;
     left -= take;
     skip = 0;
     if (left === 0) return;
   }
   throw new RangeError(`bin ${job.classId}/${job.binId}: bytes ${from}+${n} are past its end`);
+}
+
+/** Does a chunk's deferred reads on this thread (through the sources: the block cache serves them). */
+export function performReads(chunk: BodyChunk): void {
+  const r = chunk.reads;
+  if (!r) return;
+  const out = chunk.buffer ?? chunk.bytes;
+  for (let i = 0; i < r.srcs.length; i++) readInto(r.srcs[i]!, r.at[3 * i]!, r.at[3 * i + 1]!, out, r.at[3 * i + 2]!);
+  delete chunk.reads;
+}
+
+/** A chunk's deferred reads for a thread: [fd, file offset, length, buffer offset] per read. */
+export function threadReads(r: DeferredReads): Float64Array {
+  const out = new Float64Array(r.srcs.length * 4);
+  for (let i = 0; i < r.srcs.length; i++) {
+    const src = r.srcs[i]!;
+    out[4 * i] = src.fd!;
+    out[4 * i + 1] = (src.origin ?? 0) + r.at[3 * i]!;
+    out[4 * i + 2] = r.at[3 * i + 1]!;
+    out[4 * i + 3] = r.at[3 * i + 2]!;
+  }
+  return out;
 }

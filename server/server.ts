@@ -17,7 +17,8 @@ import { SessionJournal, type HeldUpdate, type ReplayResult, type ResponseMark }
 import { createLogger, type Logger, type RequestLogEntry } from './log.js';
 import { createMetrics, isLoopback, type ServerMetrics } from './metrics.js';
 import { applyModel, planRequest } from './request-plan.js';
-import { planResponse, type BodyChunk, type ModelUpdate } from './responder.js';
+import { performReads, planResponse, type BodyChunk, type ModelUpdate } from './responder.js';
+import { AssemblyPool } from './assembly-pool.js';
 import { IndexPool, defaultIndexThreads } from './index-pool.js';
 import { SessionTable, type Session } from './sessions.js';
 import { serveViewer } from './viewer.js';
@@ -80,6 +81,8 @@ export interface JpipServer {
   readonly buffers: BufferPool;
   /** Worker threads indexing images without PLT (undefined: indexThreads 0, the main thread does). */
   readonly indexPool: IndexPool | undefined;
+  /** Worker threads reading the image bytes of response chunks (undefined: assemblyThreads 0). */
+  readonly assemblyPool: AssemblyPool | undefined;
   readonly sessions: SessionTable;
   /** The session journal (when `stateDir` is set). */
   readonly journal: SessionJournal | undefined;
@@ -195,7 +198,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   }
   const logger = runtime.logger ?? createLogger({ level: cfg.logLevel, sink });
   const blockCache = new BlockCache(cfg.blockCacheBytes);
-  const buffers = new BufferPool();
+  const assemblyThreads = cfg.assemblyThreads === -1 ? defaultIndexThreads() : cfg.assemblyThreads;
+  const assemblyPool = assemblyThreads > 0 ? new AssemblyPool(assemblyThreads) : undefined;
+  const buffers = new BufferPool(undefined, { shared: assemblyPool !== undefined });
   const slicer = new Slicer(SLICE_MS);
   const registry = new ImageRegistry({ root: cfg.root, cacheDir: cfg.cacheDir ?? undefined, maxOpen: cfg.maxOpenFiles, maxBytes: cfg.indexCacheBytes, blockCache, recheckMs: cfg.fileRecheckSeconds * 1000 });
   const indexThreads = cfg.indexThreads === -1 ? defaultIndexThreads() : cfg.indexThreads;
@@ -232,6 +237,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       openFiles: () => registry.openFiles,
       blockCache: () => blockCache.stats(),
       ...(indexPool ? { indexThreads: () => ({ tiles: indexPool.tilesIndexed, failures: indexPool.failures, restarts: indexPool.restarts }) } : {}),
+      ...(assemblyPool ? { assemblyThreads: () => ({ chunks: assemblyPool.chunks, bytes: assemblyPool.bytes, preads: assemblyPool.preads, failures: assemblyPool.failures, restarts: assemblyPool.restarts }) } : {}),
       journalBytes: () => journal?.bytes ?? 0,
     },
     { defaultMetrics: runtime.defaultMetrics ?? false },
@@ -545,7 +551,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     try {
       // Tiles to index from packet headers are parsed on the index threads meanwhile (never throws).
       if (indexPool) await indexPool.prepare(entry, planned.input);
-      const plan = planResponse(entry, planned.input, model, { chunkSize: cfg.chunkBytes, alloc: (n) => buffers.get(n) });
+      const plan = planResponse(entry, planned.input, model, { chunkSize: cfg.chunkBytes, alloc: (n) => buffers.get(n), deferReads: assemblyPool !== undefined });
       const v = plan.served.view;
       if (v && jr.fsiz) {
         if (v.modified.fsiz) headers['JPIP-fsiz'] = `${v.fsiz.w},${v.fsiz.h}`;
@@ -561,6 +567,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       // Produce the first chunk before the status line, so a corrupt image is a clean 500.
       const body = plan.body();
       const firstChunk = body.next();
+      if (!firstChunk.done) await completeChunk(firstChunk.value);
       res.writeHead(200, headers);
       if (req.method === 'HEAD') {
         res.end();
@@ -669,6 +676,15 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     res.cork();
     while (!step.done) {
       const chunk = step.value;
+      const filling = completeChunk(chunk);
+      if (filling) {
+        // Read on an assembly thread: what is corked goes out meanwhile.
+        res.uncork();
+        corked = 0;
+        await filling;
+        if (res.destroyed) return false;
+        res.cork();
+      }
       stats.bytes += chunk.bytes.length;
       for (const u of chunk.updates) updates.add(u);
       if (chunk.eor !== undefined) ctx.eor = chunk.eor;
@@ -702,6 +718,22 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     const ok = await guard(res, lastWrite, ctx);
     // An ended response closes as soon as it finishes: what counts then is that it finished.
     return res.writableEnded ? res.writableFinished : ok && !res.destroyed;
+  }
+
+  /**
+   * Reads a chunk's deferred image bytes: on an assembly thread when it has at least
+   * assemblyMinBytes of them (undefined when there is nothing to wait for), else here, through the
+   * block cache; here too when the thread could not. Throws (or rejects) as the reads do.
+   */
+  function completeChunk(chunk: BodyChunk): Promise<void> | undefined {
+    if (!chunk.reads) return undefined;
+    if (assemblyPool && chunk.reads.bytes >= cfg.assemblyMinBytes && AssemblyPool.canFill(chunk)) {
+      return assemblyPool.fill(chunk).then((ok) => {
+        if (!ok) performReads(chunk);
+      });
+    }
+    performReads(chunk);
+    return undefined;
   }
 
   function event(em: NodeJS.EventEmitter, name: string): Promise<void> {
@@ -786,6 +818,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     registry,
     buffers,
     indexPool,
+    assemblyPool,
     sessions,
     journal,
     recovered,
@@ -855,6 +888,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         journal?.destroy();
         sessions.clear();
         await indexPool?.close();
+        await assemblyPool?.close();
       })();
       return drainPromise;
     },
@@ -868,8 +902,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       return new Promise((resolve) => {
         server.close(() => {
           registry.closeAll();
-          if (indexPool) void indexPool.close().then(() => resolve());
-          else resolve();
+          void Promise.all([indexPool?.close(), assemblyPool?.close()]).then(() => resolve());
         });
       });
     },

@@ -22,7 +22,7 @@ export class ThreadPool<In extends object, Out extends ThreadAnswer> {
   private readonly module: string;
   private readonly threads: Thread<Out>[] = [];
   private nextId = 1;
-  private closed = false;
+  protected closed = false;
   /** Threads started to replace dead ones. */
   restarts = 0;
 

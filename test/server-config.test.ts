@@ -44,7 +44,7 @@ config('defaults carry their unit in the key name, and root is required', () => 
   for (const key of CONFIG_KEYS) {
     const spec = CONFIG_SCHEMA[key];
     if (spec.type === 'integer' || spec.type === 'number') {
-      if (['port', 'maxSessions', 'maxSessionBins', 'maxConnections', 'maxOpenFiles', 'indexThreads'].includes(key)) continue;
+      if (['port', 'maxSessions', 'maxSessionBins', 'maxConnections', 'maxOpenFiles', 'indexThreads', 'assemblyThreads'].includes(key)) continue;
       assert.match(key, /(Bytes|Seconds)$/, `${key} names its unit`);
     }
   }

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,9 +9,10 @@ import { createJpipServer, type JpipServer } from '../server/server.js';
 import { FIXTURES } from './helpers.js';
 
 /**
- * The index threads (indexThreads > 0) change where packet headers are parsed, never what is
- * sent: every response is byte-identical to the one the main thread alone gives, a thread that
- * dies is replaced and the response it was indexing for is indexed on the main thread instead.
+ * The index threads (indexThreads > 0) change where packet headers are parsed, and the assembly
+ * threads (assemblyThreads > 0) where image bytes are read into responses, never what is sent:
+ * every response is byte-identical to the one the main thread alone gives; a thread that dies is
+ * replaced and its job is done on the main thread instead.
  */
 
 const SMALL = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'small');
@@ -47,8 +48,9 @@ async function get(url: string): Promise<Answer & { cnew: string | undefined }> 
 }
 
 /** Every answer of a fixed script of requests: stateless windows, then one session's sequence. */
-async function script(root: string, threads: number): Promise<{ answers: Answer[]; server: JpipServer }> {
-  const server = createJpipServer({ root, port: 0, indexThreads: threads, logLevel: 'error', log: () => {} });
+async function script(root: string, threads: number | { indexThreads?: number; assemblyThreads?: number; assemblyMinBytes?: number }): Promise<{ answers: Answer[]; server: JpipServer }> {
+  const opts = typeof threads === 'number' ? { indexThreads: threads } : threads;
+  const server = createJpipServer({ root, port: 0, ...opts, logLevel: 'error', log: () => {} });
   const base = await server.listen();
   const answers: Answer[] = [];
   try {
@@ -100,6 +102,23 @@ test('threaded indexing gives byte-identical answers over fixtures/small', async
   compare((await script(SMALL, 0)).answers, (await script(SMALL, 1)).answers, 'fixtures/small');
 });
 
+test('assembly threads give byte-identical answers over the test fixtures and fixtures/small', async () => {
+  const plain = await script(FIXTURES, 0);
+  const threaded = await script(FIXTURES, { assemblyThreads: 2, assemblyMinBytes: 0 });
+  compare(plain.answers, threaded.answers, 'test/fixtures');
+  const pool = threaded.server.assemblyPool!;
+  assert.ok(pool.chunks > 100, `chunks filled on threads: ${pool.chunks}`);
+  assert.ok(pool.preads < pool.chunks * 4, `neighbouring pieces are read together: ${pool.preads} reads for ${pool.chunks} chunks`);
+  assert.is(pool.failures, 0);
+  assert.is(plain.server.assemblyPool, undefined);
+  const text = await threaded.server.metrics.text();
+  assert.is(Number(/jpip_assembly_thread_chunks_total (\d+)/.exec(text)?.[1]), pool.chunks, 'chunks in /metrics');
+  assert.is(Number(/jpip_assembly_thread_bytes_total (\d+)/.exec(text)?.[1]), pool.bytes, 'bytes in /metrics');
+  assert.match(text, /jpip_assembly_thread_failures_total 0\n/);
+  // Both kinds of threads at once, and the default threshold (small chunks stay on the main thread).
+  compare((await script(SMALL, 0)).answers, (await script(SMALL, { indexThreads: 1, assemblyThreads: 1 })).answers, 'fixtures/small');
+});
+
 test('a thread that dies is replaced; the response it was indexing for is indexed in-thread, identically', async () => {
   const root = mkdtempSync(join(tmpdir(), 'jpip-threads-'));
   try {
@@ -138,6 +157,73 @@ test('a thread that dies is replaced; the response it was indexing for is indexe
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('an assembly thread that dies under a chunk is replaced; the main thread reads that chunk, identically', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'jpip-threads-'));
+  try {
+    copyFileSync(join(FIXTURES, 'g256-irrev-8l-cb32.j2k'), join(root, 'a.j2k'));
+    const q = '?fsiz=256,256&len=100000';
+    const ref = createJpipServer({ root, port: 0, logLevel: 'error', log: () => {} });
+    const expected = await get(`${await ref.listen()}/a.j2k${q}`);
+    await ref.close();
+
+    const server = createJpipServer({ root, port: 0, assemblyThreads: 1, assemblyMinBytes: 0, logLevel: 'error', log: () => {} });
+    const base = await server.listen();
+    const pool = server.assemblyPool!;
+    try {
+      const before = pool.threadIds[0];
+      // Keep the only thread busy, queue the response's first chunk behind it, then kill the thread.
+      const stalled = pool.stall(10_000);
+      const answer = get(`${base}/a.j2k${q}`);
+      while (pool.busy < 2) await new Promise((r) => setTimeout(r, 5));
+      await pool.kill(0);
+      assert.is(await stalled, undefined);
+      const got = await answer;
+      assert.is(got.status, 200);
+      assert.ok(got.body.equals(expected.body), 'the answer is the in-thread one');
+      assert.is(pool.failures, 1);
+      assert.is(pool.restarts, 1);
+      assert.is.not(pool.threadIds[0], before);
+      // The new thread works.
+      const chunks = pool.chunks;
+      const again = await get(`${base}/a.j2k?fsiz=255,255&len=100000`);
+      assert.is(again.status, 200);
+      assert.ok(pool.chunks > chunks, 'the new thread filled chunks');
+    } finally {
+      await server.close();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a file cut short on disk while open: the same answer with and without assembly threads', async () => {
+  const answers: Answer[][] = [];
+  for (const threads of [0, 1]) {
+    const root = mkdtempSync(join(tmpdir(), 'jpip-threads-'));
+    try {
+      const file = join(root, 'a.j2k');
+      copyFileSync(join(FIXTURES, 'g256-irrev-8l-cb32.j2k'), file);
+      // The open file is trusted (no recheck) and read directly (no block cache): the cut shows as a short read.
+      const server = createJpipServer({ root, port: 0, assemblyThreads: threads, assemblyMinBytes: 0, fileRecheckSeconds: 3600, blockCacheBytes: 0, logLevel: 'error', log: () => {} });
+      const base = await server.listen();
+      try {
+        const got: Answer[] = [await get(`${base}/a.j2k?fsiz=16,16,closest&len=300`)];
+        truncateSync(file, Math.floor(statSync(file).size * 0.6));
+        got.push(await get(`${base}/a.j2k?fsiz=256,256&len=1000000`).catch(() => ({ status: -1, headers: 'cut', body: Buffer.alloc(0) })));
+        answers.push(got);
+        if (threads) assert.ok(server.assemblyPool!.failures > 0, 'the thread could not read it');
+      } finally {
+        await server.close();
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }
+  assert.is(answers[0]![0]!.status, 200);
+  assert.is(answers[0]![1]!.status, 500, 'the short read is a 500 before any byte of the body');
+  compare(answers[0]!, answers[1]!, 'cut file');
 });
 
 /** Whether a request's tile job is queued (the pool's pending map is private: poll through a cheap probe). */
