@@ -41,6 +41,8 @@ import { serveViewer } from './viewer.js';
  * response for a failed one, so the server must too.
  */
 
+/** Reply buffers that assembly threads can fill (SharedArrayBuffers, never freed: see server/buffer-pool.ts). */
+const SHARED_BUFFER_BYTES = 32 * 1024 * 1024;
 /** Work per turn of the event loop before responses wait for the next poll (server/slicer.ts). */
 const SLICE_MS = 10;
 
@@ -200,7 +202,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   const blockCache = new BlockCache(cfg.blockCacheBytes);
   const assemblyThreads = cfg.assemblyThreads === -1 ? defaultIndexThreads() : cfg.assemblyThreads;
   const assemblyPool = assemblyThreads > 0 ? new AssemblyPool(assemblyThreads) : undefined;
-  const buffers = new BufferPool(undefined, { shared: assemblyPool !== undefined });
+  const buffers = new BufferPool(undefined, { sharedBytes: assemblyPool ? SHARED_BUFFER_BYTES : 0 });
   const slicer = new Slicer(SLICE_MS);
   const registry = new ImageRegistry({ root: cfg.root, cacheDir: cfg.cacheDir ?? undefined, maxOpen: cfg.maxOpenFiles, maxBytes: cfg.indexCacheBytes, blockCache, recheckMs: cfg.fileRecheckSeconds * 1000 });
   const indexThreads = cfg.indexThreads === -1 ? defaultIndexThreads() : cfg.indexThreads;

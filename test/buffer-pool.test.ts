@@ -24,6 +24,27 @@ test('hands out power-of-two buffers of at least the size asked, takes back only
   assert.is(pool.bytes, 65536);
 });
 
+test('shared buffers: on SharedArrayBuffers up to their budget, ordinary ones beyond, always taken back', () => {
+  const pool = new BufferPool(8 * 65536, { sharedBytes: 3 * 65536 });
+  const got = [pool.get(65536), pool.get(40_000), pool.get(65536)];
+  for (const b of got) assert.ok(b.buffer instanceof SharedArrayBuffer, 'within the budget: shared');
+  assert.is(pool.shared, 3 * 65536);
+  const beyond = pool.get(65536);
+  assert.not.ok(beyond.buffer instanceof SharedArrayBuffer, 'beyond the budget: an ordinary buffer');
+  // Given back: all kept, beyond the per-size cap of ordinary buffers (64 KiB here).
+  for (const b of got) pool.put(b);
+  assert.is(pool.bytes, 0, 'shared buffers are not counted with the ordinary free ones');
+  assert.is(pool.get(65536).buffer instanceof SharedArrayBuffer, true, 'and handed out again');
+  assert.is(pool.shared, 3 * 65536, 'no new shared buffer was made');
+  // A shared buffer the pool did not make, or one given back twice, is not taken.
+  pool.put(Buffer.from(new SharedArrayBuffer(65536)));
+  pool.put(got[1]!);
+  pool.put(got[1]!);
+  const again = [pool.get(65536), pool.get(65536), pool.get(65536)];
+  assert.is(new Set(again).size, 3, 'no buffer handed out twice');
+  assert.not.ok(again[2]!.buffer instanceof SharedArrayBuffer, 'the budget is spent: ordinary');
+});
+
 test('a busy server reuses its reply buffers, and replies stay byte-identical', async () => {
   const srv = createJpipServer({ root: FIXTURES, port: 0 });
   const base = await srv.listen();
