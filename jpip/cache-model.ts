@@ -41,10 +41,16 @@ function unpackKey(k: number | string): [number, number, number] {
   return [codestream, cls, (rest - cls) / 16];
 }
 
+/** Windows a model remembers as wholly held (the most recent ones). */
+const DONE_WINDOWS = 16;
+
 export class CacheModel {
   /** key -> held bytes (COMPLETE when the client has the whole bin). */
   private readonly bins = new Map<number | string, number>();
-
+  /** Changes that took bytes away (remove, clear): a window noted as held is trusted only while this is unchanged. */
+  private losses = 0;
+  /** Windows noted as wholly held: key -> the EOR reason their last answer ended with, and `losses` then. */
+  private done: Map<string, { eor: number; losses: number }> | undefined;
 
   /** Bytes of the bin the client holds from its start (0 when none). */
   held(codestream: number, classId: number, binId: number): number {
@@ -70,11 +76,33 @@ export class CacheModel {
     if (before === undefined) return;
     if (bytes <= 0) this.bins.delete(k);
     else if (bytes < before) this.bins.set(k, bytes);
+    else return;
+    this.losses++;
   }
 
   /** Forgets everything (the target changed). */
   clear(): void {
     this.bins.clear();
+    this.losses++;
+    this.done = undefined;
+  }
+
+  /**
+   * Notes that the client now holds everything a window (`key`: whatever decides the answer but
+   * the byte budget) asks for, its answer having ended with `eor` (window or image done). Until a
+   * bin is taken away, a repeat of it is answered with that EOR alone, without walking the window.
+   */
+  noteWindowHeld(key: string, eor: number): void {
+    this.done ??= new Map();
+    this.done.delete(key);
+    this.done.set(key, { eor, losses: this.losses });
+    if (this.done.size > DONE_WINDOWS) this.done.delete(this.done.keys().next().value!);
+  }
+
+  /** The EOR reason of a window noted as wholly held and still so; undefined otherwise. */
+  windowHeld(key: string): number | undefined {
+    const d = this.done?.get(key);
+    return d && d.losses === this.losses ? d.eor : undefined;
   }
 
   /** Number of bins tracked. */

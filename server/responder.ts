@@ -352,6 +352,18 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
   };
 }
 
+/**
+ * What decides a response's bytes besides the client's cache model and the byte budget: the
+ * image versions (tids of the target and of the files its codestreams are in) and every field of
+ * the input but `len`. A session that holds all of a window answers its repeat by this key
+ * (CacheModel.windowHeld) without walking it again.
+ */
+export function windowKey(entry: ImageEntry, input: ResponseInput): string {
+  const tids = input.codestreams.map((i) => entry.codestream(i).owner.tid).join(',');
+  const v = input.view;
+  return `${entry.tid}|${tids}|${input.type}|${input.metadataOnly ? 'm' : ''}|${input.codestreams.join(',')}|${JSON.stringify(v)}|${input.layers ?? '*'}|${input.comps?.join(',') ?? '*'}`;
+}
+
 /** What a window needs of one codestream: its tiles, its precincts in delivery order, and (once asked) their bins. */
 interface WindowPlan {
   tiles: TilePlan[];

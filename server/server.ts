@@ -5,7 +5,7 @@ import { Slicer } from './slicer.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createGzip } from 'node:zlib';
-import { CONTENT_TYPE } from '../jpip/constants.js';
+import { CONTENT_TYPE, EOR } from '../jpip/constants.js';
 import { CacheModel, COMPLETE, binKey } from '../jpip/cache-model.js';
 import { JpipError, isJpipError } from '../jpip/errors.js';
 import { parseRequest, type JpipRequest } from '../jpip/request.js';
@@ -17,7 +17,7 @@ import { SessionJournal, type HeldUpdate, type ReplayResult, type ResponseMark }
 import { createLogger, type Logger, type RequestLogEntry } from './log.js';
 import { createMetrics, isLoopback, type ServerMetrics } from './metrics.js';
 import { applyModel, planRequest } from './request-plan.js';
-import { performReads, planResponse, type BodyChunk, type ModelUpdate } from './responder.js';
+import { performReads, planResponse, windowKey, type BodyChunk, type ModelUpdate } from './responder.js';
 import { AssemblyPool } from './assembly-pool.js';
 import { IndexPool, defaultIndexThreads } from './index-pool.js';
 import { SessionTable, type Session } from './sessions.js';
@@ -454,7 +454,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
 
   /** Early answers that are a bare EOR (nothing to send, or the channel closed). */
   function sendEor(res: ServerResponse, headers: Record<string, string>, reason: number, ctx: RequestContext): void {
-    headers['Content-Type'] = CONTENT_TYPE['jpp-stream'];
+    if (!headers['Content-Type']) headers['Content-Type'] = CONTENT_TYPE['jpp-stream'];
     res.writeHead(200, headers);
     ctx.eor = reason;
     ctx.bytes = 3;
@@ -549,6 +549,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         if (openedHere) sessions.close([openedHere.cid]);
       }
     }
+    // A session's window it already holds all of (noted when an answer to it ended with EOR 1 or 2,
+    // and no bin taken away since) is answered with the EOR alone (metadata requests are not noted).
+    const heldKey = session && jr.metareq === undefined ? windowKey(entry, planned.input) : undefined;
     if (session) session.active++;
     try {
       // Tiles to index from packet headers are parsed on the index threads meanwhile (never throws).
@@ -564,6 +567,8 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       if (planned.streamClipped && jr.stream) headers['JPIP-stream'] = planned.input.codestreams.join(',');
       if (planned.context !== undefined) headers['JPIP-context'] = planned.context;
       headers['Content-Type'] = CONTENT_TYPE[planned.input.type];
+      const heldEor = heldKey !== undefined ? model.windowHeld(heldKey) : undefined;
+      if (heldEor !== undefined && req.method !== 'HEAD') return sendEor(res, headers, heldEor, ctx);
       const gzip = jr.metareq !== undefined && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
       if (gzip) headers['Content-Encoding'] = 'gzip';
       // Produce the first chunk before the status line, so a corrupt image is a clean 500.
@@ -593,6 +598,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       // What the session held before, to take the commit back if that last piece never leaves.
       const before = session ? held.map((u) => model.held(u.codestream, u.classId, u.binId)) : [];
       for (const u of held) model.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
+      if (heldKey !== undefined && (ctx.eor === EOR.WINDOW_DONE || ctx.eor === EOR.IMAGE_DONE)) model.noteWindowHeld(heldKey, ctx.eor);
       let mark: ResponseMark | undefined;
       if (session && journal && held.length > 0) {
         if (ctx.slot >= 0) {

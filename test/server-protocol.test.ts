@@ -403,4 +403,45 @@ proto('a session whose bookkeeping reaches its limit is ended with EOR 6', async
   }
 });
 
+proto('a session repeating a window it holds all of gets the EOR alone, until the client drops a bin', async () => {
+  const first = await get(`/${IMG}?cnew=http&type=jpp-stream&fsiz=64,64,closest&len=1000000`);
+  const cid = /cid=([^,]+)/.exec(first.headers.get('JPIP-cnew') ?? '')?.[1];
+  assert.ok(cid);
+  const lastEor = (b: Uint8Array): number | undefined => (decodeStream(b).at(-1) as { kind: string; reason?: number }).reason;
+  const firstEor = lastEor(first.body);
+  assert.ok(firstEor === EOR.WINDOW_DONE || firstEor === EOR.IMAGE_DONE, `the first answer ends the window (${firstEor})`);
+  // Asked again (any len): the same EOR, nothing else.
+  for (const len of [1000000, 10]) {
+    const again = await get(`/jpip?cid=${cid}&type=jpp-stream&fsiz=64,64,closest&len=${len}`);
+    assert.is(again.status, 200);
+    assert.is(again.headers.get('Content-Type'), 'image/jpp-stream');
+    assert.equal([...again.body], [0, firstEor, 0], `len=${len}: the EOR alone`);
+  }
+  // The client says it dropped the main header: the repeat sends it again, then the EOR.
+  const dropped = await get(`/jpip?cid=${cid}&type=jpp-stream&fsiz=64,64,closest&len=1000000&model=-Hm`);
+  const items = decodeStream(dropped.body);
+  assert.ok(items.some((m) => m.kind === 'message' && m.classId === BIN_CLASS.MAIN_HEADER), 'the main header again');
+  assert.is(lastEor(dropped.body), firstEor);
+  const third = await get(`/jpip?cid=${cid}&type=jpp-stream&fsiz=64,64,closest&len=1000000`);
+  assert.equal([...third.body], [0, firstEor, 0], 'held again: the EOR alone');
+  // Another window of the same session is walked: a larger one sends more.
+  const bigger = await get(`/jpip?cid=${cid}&type=jpp-stream&fsiz=128,128,closest&len=1000000`);
+  assert.ok(decodeStream(bigger.body).some((m) => m.kind === 'message' && m.classId === BIN_CLASS.PRECINCT), 'a new window sends precincts');
+  // A HEAD of a held window: headers only.
+  const head = await fetch(`${base}/jpip?cid=${cid}&type=jpp-stream&fsiz=64,64,closest&len=1000000`, { method: 'HEAD' });
+  assert.is(head.status, 200);
+  assert.is((await head.arrayBuffer()).byteLength, 0);
+  await get(`/jpip?cclose=${cid}`);
+});
+
+proto('a session repeating a JPT-stream window it holds gets the EOR alone, as a JPT-stream', async () => {
+  const q = 'type=jpt-stream&fsiz=200,150&len=10000000';
+  const first = await get(`/g200x150-t64-lrcp.j2k?cnew=http&${q}`);
+  const cid = /cid=([^,]+)/.exec(first.headers.get('JPIP-cnew') ?? '')?.[1];
+  const again = await get(`/jpip?cid=${cid}&${q}`);
+  assert.is(again.headers.get('Content-Type'), 'image/jpt-stream');
+  assert.equal([...again.body], [0, EOR.IMAGE_DONE, 0]);
+  await get(`/jpip?cclose=${cid}`);
+});
+
 proto.run();

@@ -78,4 +78,28 @@ units('a len above the server cap is served up to the cap and ends with EOR 7', 
   reg.closeAll();
 });
 
+units('a cache model trusts a window noted as held until a bin is taken away, and keeps the last 16', () => {
+  const m = new CacheModel();
+  assert.is(m.windowHeld('a'), undefined);
+  m.add(0, 2, 0, 100, true);
+  m.noteWindowHeld('a', 2);
+  assert.is(m.windowHeld('a'), 2);
+  m.add(0, 2, 1, 50); // more held: still held
+  assert.is(m.windowHeld('a'), 2);
+  m.remove(0, 2, 9); // a bin it never had: nothing taken away
+  assert.is(m.windowHeld('a'), 2);
+  m.remove(0, 2, 1, 80); // not less than held: nothing taken away
+  assert.is(m.windowHeld('a'), 2);
+  m.remove(0, 2, 1, 10);
+  assert.is(m.windowHeld('a'), undefined, 'a bin shrank');
+  m.noteWindowHeld('a', 1);
+  assert.is(m.windowHeld('a'), 1);
+  m.clear();
+  assert.is(m.windowHeld('a'), undefined, 'cleared');
+  for (let i = 0; i < 17; i++) m.noteWindowHeld(`w${i}`, 2);
+  assert.is(m.windowHeld('w0'), undefined, 'the oldest went');
+  assert.is(m.windowHeld('w1'), 2);
+  assert.is(m.windowHeld('w16'), 2);
+});
+
 units.run();
