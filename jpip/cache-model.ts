@@ -99,6 +99,11 @@ export class CacheModel {
     if (this.done.size > DONE_WINDOWS) this.done.delete(this.done.keys().next().value!);
   }
 
+  /** Whether any window is noted (else `windowHeld` is undefined for every key). */
+  get notesWindows(): boolean {
+    return this.done !== undefined && this.done.size > 0;
+  }
+
   /** The EOR reason of a window noted as wholly held and still so; undefined otherwise. */
   windowHeld(key: string): number | undefined {
     const d = this.done?.get(key);

@@ -551,7 +551,10 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     }
     // A session's window it already holds all of (noted when an answer to it ended with EOR 1 or 2,
     // and no bin taken away since) is answered with the EOR alone (metadata requests are not noted).
-    const heldKey = session && jr.metareq === undefined ? windowKey(entry, planned.input) : undefined;
+    // The key is made only when it can serve: a model with noted windows, or an answer to note.
+    const noting = session !== undefined && jr.metareq === undefined;
+    let heldKey: string | undefined;
+    const keyOf = (): string => (heldKey ??= windowKey(entry, planned.input));
     if (session) session.active++;
     try {
       // Tiles to index from packet headers are parsed on the index threads meanwhile (never throws).
@@ -567,7 +570,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       if (planned.streamClipped && jr.stream) headers['JPIP-stream'] = planned.input.codestreams.join(',');
       if (planned.context !== undefined) headers['JPIP-context'] = planned.context;
       headers['Content-Type'] = CONTENT_TYPE[planned.input.type];
-      const heldEor = heldKey !== undefined ? model.windowHeld(heldKey) : undefined;
+      const heldEor = noting && model.notesWindows ? model.windowHeld(keyOf()) : undefined;
       if (heldEor !== undefined && req.method !== 'HEAD') return sendEor(res, headers, heldEor, ctx);
       const gzip = jr.metareq !== undefined && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
       if (gzip) headers['Content-Encoding'] = 'gzip';
@@ -598,7 +601,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       // What the session held before, to take the commit back if that last piece never leaves.
       const before = session ? held.map((u) => model.held(u.codestream, u.classId, u.binId)) : [];
       for (const u of held) model.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
-      if (heldKey !== undefined && (ctx.eor === EOR.WINDOW_DONE || ctx.eor === EOR.IMAGE_DONE)) model.noteWindowHeld(heldKey, ctx.eor);
+      if (noting && (ctx.eor === EOR.WINDOW_DONE || ctx.eor === EOR.IMAGE_DONE)) model.noteWindowHeld(keyOf(), ctx.eor);
       let mark: ResponseMark | undefined;
       if (session && journal && held.length > 0) {
         if (ctx.slot >= 0) {
