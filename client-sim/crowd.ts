@@ -110,6 +110,8 @@ export interface CrowdOptions extends Partial<CrowdSettings> {
   signal?: AbortSignal | undefined;
   /** Transport of each client (default: an UndiciTransport with one connection). */
   transport?: (() => Transport) | undefined;
+  /** https:// servers: accept any certificate (self-signed test certificates). */
+  insecure?: boolean | undefined;
   /** Count the server's open sockets at every tick (/proc/<pid>/fd; costs a readlink per descriptor). */
   countSockets?: boolean | undefined;
   /** Server log events of the embedded server. */
@@ -248,9 +250,9 @@ export async function openTarget(o: {
     try {
       u = new URL(o.server);
     } catch {
-      throw new RangeError(`server must be an http:// URL, got ${JSON.stringify(o.server)}`);
+      throw new RangeError(`server must be an http:// or https:// URL, got ${JSON.stringify(o.server)}`);
     }
-    if (u.protocol !== 'http:') throw new RangeError(`server must be an http:// URL, got ${o.server}`);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new RangeError(`server must be an http:// or https:// URL, got ${o.server}`);
   }
   if (o.preset !== undefined && o.preset !== 'small' && o.preset !== 'paper') throw invalid('preset', 'small or paper', o.preset);
   let root = o.root;
@@ -376,7 +378,7 @@ export async function runCrowd(options: CrowdOptions = {}): Promise<CrowdResult>
   const needRoot = options.server === undefined || (options.targets === undefined && options.movieInfo === undefined);
   const tgt = await openTarget({ ...options, needRoot, maxConnections: peak });
   const { base, embedded, root } = tgt;
-  const makeTransport = options.transport ?? ((): Transport => new UndiciTransport({ connections: 1, connectTimeoutMs: Math.min(settings.timeoutMs, 10_000) }));
+  const makeTransport = options.transport ?? ((): Transport => new UndiciTransport({ connections: 1, connectTimeoutMs: Math.min(settings.timeoutMs, 10_000), insecure: options.insecure === true }));
 
   try {
     // The movies and what clients know of them.

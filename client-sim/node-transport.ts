@@ -23,6 +23,8 @@ export interface UndiciTransportOptions {
   connectTimeoutMs?: number;
   /** How long an idle connection is kept (default 60 s; the server may close it first). */
   keepAliveMs?: number;
+  /** https:// servers: accept any certificate (self-signed test certificates). */
+  insecure?: boolean;
 }
 
 function firstHeader(v: string | string[] | undefined): string | null {
@@ -36,7 +38,7 @@ export class UndiciTransport implements Transport {
   private closed = false;
 
   constructor(opts: UndiciTransportOptions = {}) {
-    this.opts = { connections: opts.connections ?? 1, connectTimeoutMs: opts.connectTimeoutMs ?? 10_000, keepAliveMs: opts.keepAliveMs ?? 60_000 };
+    this.opts = { connections: opts.connections ?? 1, connectTimeoutMs: opts.connectTimeoutMs ?? 10_000, keepAliveMs: opts.keepAliveMs ?? 60_000, insecure: opts.insecure ?? false };
     if (!Number.isInteger(this.opts.connections) || this.opts.connections < 1) throw new RangeError(`connections must be an integer >= 1, got ${this.opts.connections}`);
   }
 
@@ -59,6 +61,7 @@ export class UndiciTransport implements Transport {
         // The client's own timer bounds each whole response.
         headersTimeout: 0,
         bodyTimeout: 0,
+        ...(this.opts.insecure ? { connect: { rejectUnauthorized: false } } : {}),
       });
       this.pools.set(origin, p);
     }

@@ -18,6 +18,8 @@ export interface ServerAddress {
   targetStyle: 'path' | 'query';
   /** Put before every target name (the fixtures' directory inside the server's root). */
   prefix: string;
+  /** https:// servers: accept any certificate (self-signed test certificates). */
+  insecure?: boolean;
 }
 
 /** Fields of a request, as jpip/request.ts types them (the builder writes them canonically). */
@@ -60,7 +62,7 @@ export class ConnectionPool {
     if (this.closed) fail('the check was cancelled (time limit reached)');
     const host = this.addr.base.hostname.replace(/^\[|\]$/g, '');
     const port = Number(this.addr.base.port || (this.addr.base.protocol === 'https:' ? 443 : 80));
-    const c = new HttpConnection(host, port);
+    const c = new HttpConnection(host, port, undefined, this.addr.base.protocol === 'https:' ? { insecure: this.addr.insecure === true } : undefined);
     this.conns.add(c);
     return c;
   }

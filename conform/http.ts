@@ -1,4 +1,5 @@
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { gunzipSync, inflateRawSync, inflateSync } from 'node:zlib';
 import { concatBytes } from '../jpeg2000/boxes.js';
 
@@ -101,10 +102,16 @@ const latin1 = new TextDecoder('latin1');
  * as JHelioviewer does); `request` reconnects if the server closed the
  * previous connection, and counts it in `connects`.
  */
+/** HTTPS: TLS over the connection; `insecure` accepts any certificate (self-signed test ones). */
+export interface HttpTls {
+  insecure: boolean;
+}
+
 export class HttpConnection {
   readonly host: string;
   readonly port: number;
   private readonly limits: HttpLimits;
+  private readonly tls: HttpTls | undefined;
   private socket: Socket | undefined;
   private buffered: Uint8Array[] = [];
   private bufferedBytes = 0;
@@ -118,10 +125,11 @@ export class HttpConnection {
   /** The local port of the current socket (to tell connections apart). */
   localPort: number | undefined;
 
-  constructor(host: string, port: number, limits: HttpLimits = DEFAULT_LIMITS) {
+  constructor(host: string, port: number, limits: HttpLimits = DEFAULT_LIMITS, tls?: HttpTls) {
     this.host = host;
     this.port = port;
     this.limits = limits;
+    this.tls = tls;
   }
 
   /** Whether a socket is open and usable for the next request. */
@@ -141,7 +149,10 @@ export class HttpConnection {
     this.bufferedBytes = 0;
     this.ended = false;
     this.error = undefined;
-    const socket = connect({ host: this.host, port: this.port });
+    const tls = this.tls;
+    const socket: Socket = tls
+      ? tlsConnect({ host: this.host, port: this.port, rejectUnauthorized: !tls.insecure, ...(isIP(this.host) ? {} : { servername: this.host }) })
+      : connect({ host: this.host, port: this.port });
     this.socket = socket;
     this.connects++;
     socket.setNoDelay(true);
@@ -168,7 +179,7 @@ export class HttpConnection {
         socket.destroy();
         reject(new HttpTimeout(`no TCP connection to ${this.host}:${this.port} within the time allowed`));
       }, Math.max(1, left));
-      socket.once('connect', () => {
+      socket.once(tls ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         this.localPort = socket.localPort;
         resolve();

@@ -25,6 +25,8 @@ export interface ConformOptions {
   prefix?: string;
   /** Milliseconds one request may take (default 5000). */
   timeoutMs?: number;
+  /** https:// servers: accept any certificate (self-signed test certificates). */
+  insecure?: boolean;
   /** Milliseconds one check may take (default 12 x timeoutMs). */
   checkTimeoutMs?: number;
   /** Checks run at once (default 6). */
@@ -110,12 +112,12 @@ export async function runConformance(opts: ConformOptions): Promise<ConformRepor
   } catch {
     throw new Error(`not a URL: ${opts.url}`);
   }
-  if (base.protocol !== 'http:') throw new Error(`only http:// servers can be checked (got ${base.protocol})`);
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Error(`only http:// and https:// servers can be checked (got ${base.protocol})`);
   const set = opts.fixtures ?? DEFAULT_FIXTURE_SET;
   const root = opts.root ?? defaultOriginalsRoot();
   if (!root) throw new Error('no originals directory: give --root (the directory holding the fixture files)');
   const fixtures = loadFixtures(set, root);
-  const addr: ServerAddress = { base, targetStyle: opts.targetStyle ?? 'path', prefix: opts.prefix ?? '' };
+  const addr: ServerAddress = { base, targetStyle: opts.targetStyle ?? 'path', prefix: opts.prefix ?? '', insecure: opts.insecure === true };
   const timeoutMs = opts.timeoutMs ?? 5000;
   const checkTimeoutMs = opts.checkTimeoutMs ?? timeoutMs * 12;
   const checks = selectChecks(profile, opts.only, opts.checks);

@@ -56,6 +56,10 @@ export interface ServerConfig {
   metricsAllowRemote: boolean;
   /** Serve the browser viewer at /viewer (and its listing of the root at /viewer/api/list). */
   viewer: boolean;
+  /** PEM certificate (chain) file: serve HTTPS (with tlsKey). */
+  tlsCert: string | null;
+  /** PEM private key file of tlsCert. */
+  tlsKey: string | null;
 }
 
 const KiB = 1024;
@@ -94,6 +98,8 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   logLevel: 'warn',
   metricsAllowRemote: false,
   viewer: true,
+  tlsCert: null,
+  tlsKey: null,
 });
 
 type Spec =
@@ -139,6 +145,8 @@ export const CONFIG_SCHEMA: { readonly [K in keyof ServerConfig]: Spec } = {
   logLevel: { type: 'enum', values: LOG_LEVELS, describe: 'log level (info: one line per request; errors are always logged)' },
   metricsAllowRemote: { type: 'boolean', describe: 'answer GET /metrics to non-loopback clients too' },
   viewer: { type: 'boolean', describe: 'serve the browser viewer at /viewer (--no-viewer: 404 there)' },
+  tlsCert: { type: 'string', nullable: true, describe: 'PEM certificate (chain) file: serve HTTPS instead of HTTP (with tlsKey; a worker crash closes TLS connections, sessions go on by cid)', restart: true },
+  tlsKey: { type: 'string', nullable: true, describe: 'PEM private key file of tlsCert', restart: true },
 };
 
 export const CONFIG_KEYS = Object.keys(CONFIG_SCHEMA) as (keyof ServerConfig)[];
@@ -223,6 +231,7 @@ export function validateConfig(layers: readonly (object | undefined)[], source =
   if (c.headersTimeoutSeconds > c.requestTimeoutSeconds) {
     problems.push(`headersTimeoutSeconds (${c.headersTimeoutSeconds}) must not exceed requestTimeoutSeconds (${c.requestTimeoutSeconds})`);
   }
+  if ((c.tlsCert === null) !== (c.tlsKey === null)) problems.push('tlsCert and tlsKey: give both (HTTPS) or neither (HTTP)');
   if (problems.length > 0) throw new ConfigError(source, problems);
   const frozen = Object.freeze(c);
   validated.add(frozen);

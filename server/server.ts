@@ -2,6 +2,7 @@ import { BlockCache } from './block-cache.js';
 import { rejectBusy } from './reject.js';
 import { BufferPool } from './buffer-pool.js';
 import { Slicer } from './slicer.js';
+import { acceptTls, tlsContext } from './tls.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createGzip } from 'node:zlib';
@@ -199,6 +200,8 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     cfg = validateConfig([rest], 'createJpipServer options');
   }
   const logger = runtime.logger ?? createLogger({ level: cfg.logLevel, sink });
+  // HTTPS: every connection is wrapped in TLS before the HTTP layer reads it (server/tls.ts).
+  const secure = tlsContext(cfg);
   const blockCache = new BlockCache(cfg.blockCacheBytes);
   const assemblyThreads = cfg.assemblyThreads === -1 ? defaultIndexThreads() : cfg.assemblyThreads;
   const assemblyPool = assemblyThreads > 0 ? new AssemblyPool(assemblyThreads) : undefined;
@@ -276,11 +279,14 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     logger.info({ event: 'client-error', code, status: Number(status.slice(0, 3)), message: err.message });
   });
 
-  function onSocket(socket: Socket, id: number, slot: number, inherited = false): void {
+  function onSocket(tcp: Socket, id: number, slot: number, inherited = false): void {
     if (closed) {
-      socket.destroy();
+      tcp.destroy();
       return;
     }
+    // With TLS, the TLS layer is what the HTTP server and the connection table see (closing it
+    // closes the TCP connection); a 503 below goes out encrypted too.
+    const socket = secure ? acceptTls(tcp, secure) : tcp;
     socket.once('close', () => {
       const c = conns.get(socket);
       conns.delete(socket);
@@ -295,7 +301,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       return;
     }
     conns.set(socket, { id, slot, socket, seqs: [], fresh: true });
-    socket.setNoDelay(true);
+    tcp.setNoDelay(true);
     if (inherited) {
       // An established keep-alive connection that served a dead worker: it may stay idle as
       // long as keep-alive allows. Node's HTTP server would take it for a new connection and
@@ -588,7 +594,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       // must record the response between them (a session's response in a supervised worker).
       // A reply that changes nothing in the session (a cache hit: EOR alone) has nothing to journal:
       // its end goes with it too.
-      const fold = gzip ? 'never' : !(session && journal) ? 'always' : 'if-nothing-held';
+      // With TLS the supervisor cannot send a last piece for a dead worker: a response is journaled
+      // once its end is out (below), so nothing need come between.
+      const fold = gzip ? 'never' : !(session && journal) || secure ? 'always' : 'if-nothing-held';
       // Listened to from the start: a folded response closes as soon as it finishes.
       const finished = new Promise<boolean>((resolve) => res.once('close', () => resolve(res.writableFinished)));
       if (!(await streamBody(res, firstChunk, body, updates, gzip, ctx, fold))) return;
@@ -603,7 +611,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       for (const u of held) model.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
       if (noting && (ctx.eor === EOR.WINDOW_DONE || ctx.eor === EOR.IMAGE_DONE)) model.noteWindowHeld(keyOf(), ctx.eor);
       let mark: ResponseMark | undefined;
-      if (session && journal && held.length > 0) {
+      // With TLS: journaled when its end is out (in done).
+      const journalAfter = secure !== undefined && session !== undefined && journal !== undefined && held.length > 0;
+      if (session && journal && held.length > 0 && !journalAfter) {
         if (ctx.slot >= 0) {
           mark = { pid: process.pid, slot: ctx.slot, seq: ctx.seq, framing: res.chunkedEncoding ? 0 : 1 };
           journal.responseSent(session, held, mark);
@@ -617,6 +627,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         ended = true;
         ctx.settle();
         if (mark) journal!.responseDone(mark);
+        if (sent && journalAfter) journal!.held(session!, held);
         if (sent || !session) return;
         // The client never got the end of the response: it drops it, so must the session.
         held.forEach((u, i) => {
@@ -852,7 +863,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
           l.off('error', reject);
           const a = l.address() as AddressInfo;
           const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-          resolve(`http://${host}:${a.port}`);
+          resolve(`${secure ? 'https' : 'http'}://${host}:${a.port}`);
         });
       });
     },

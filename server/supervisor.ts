@@ -11,6 +11,8 @@ import { JOURNAL_FILE, journaledResponses } from './journal.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 import { createLogger, type Logger } from './log.js';
 import { rejectBusy } from './reject.js';
+import { acceptTls, tlsContext } from './tls.js';
+import type { SecureContext } from 'node:tls';
 
 /**
  * The supervisor: it owns the listening socket and every accepted
@@ -94,6 +96,8 @@ type State = 'new' | 'running' | 'draining' | 'stopped';
 
 export class Supervisor extends EventEmitter {
   config: Readonly<ServerConfig>;
+  /** The TLS context with tlsCert/tlsKey (HTTPS), else undefined. */
+  private readonly secure: SecureContext | undefined;
   url = '';
   /** Workers started after a death. */
   restarts = 0;
@@ -127,6 +131,8 @@ export class Supervisor extends EventEmitter {
     super();
     this.opts = opts;
     this.config = opts.config;
+    // Read once: the certificate is checked before the first worker starts, and 503s go out over TLS.
+    this.secure = tlsContext(opts.config);
     this.logger = opts.logger ?? createLogger({ level: opts.config.logLevel, base: { role: 'supervisor', pid: process.pid } });
     if (opts.config.stateDir) {
       mkdirSync(opts.config.stateDir, { recursive: true });
@@ -193,7 +199,7 @@ export class Supervisor extends EventEmitter {
       l.listen({ port: this.config.port, host: this.config.host, backlog: LISTEN_BACKLOG }, () => {
         l.off('error', reject);
         const a = l.address() as AddressInfo;
-        resolve(`http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`);
+        resolve(`${this.secure ? 'https' : 'http'}://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`);
       });
     });
   }
@@ -274,7 +280,13 @@ export class Supervisor extends EventEmitter {
     for (const c of [...this.conns.values()]) {
       if (c.handedTo === 0) continue;
       const framing = sent.get(c.slot);
-      if (framing !== undefined) {
+      if (this.secure) {
+        // A TLS connection's keys and sequence numbers died with the worker: close it (reset if a
+        // request was in flight). The client reconnects and goes on with its cid. (With TLS the
+        // worker journals a response once its end is out, never with a SENT record.)
+        this.drop(c, inFlight.has(c.slot));
+        reset++;
+      } else if (framing !== undefined) {
         this.finishFor(c, framing);
         completed++;
       } else if (inFlight.has(c.slot)) {
@@ -317,7 +329,7 @@ export class Supervisor extends EventEmitter {
     if (this.conns.size >= this.config.maxConnections) {
       this.rejected++;
       this.logger.warn({ event: 'connection-rejected', connections: this.conns.size, maxConnections: this.config.maxConnections });
-      rejectBusy(socket, this.config.retryAfterSeconds);
+      rejectBusy(this.secure ? acceptTls(socket, this.secure) : socket, this.config.retryAfterSeconds);
       this.statsSoon();
       return;
     }

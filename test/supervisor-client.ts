@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import { BIN_CLASS } from '../jpip/constants.js';
 import { JppStreamDecoder, type DecodedItem } from '../jpip/messages.js';
@@ -44,8 +45,13 @@ export interface Received {
   text: string;
 }
 
+/** One keep-alive socket; for https:// any certificate is accepted (the tests make self-signed ones). */
+function agentFor(base: URL): Agent {
+  return base.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false }) : new Agent({ keepAlive: true, maxSockets: 1 });
+}
+
 export class KeepAliveSession {
-  agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  agent: Agent;
   /** Store and reassembly (its own fetch is not used). */
   readonly jc: JpipClient;
   base: URL;
@@ -62,6 +68,7 @@ export class KeepAliveSession {
 
   constructor(base: string) {
     this.base = new URL(base);
+    this.agent = agentFor(this.base);
     this.jc = new JpipClient(base);
   }
 
@@ -70,7 +77,8 @@ export class KeepAliveSession {
     const withCid = this.cid !== undefined && fields.cnew === undefined ? { ...fields, cid: this.cid } : fields;
     const path = this.cid !== undefined && fields.cnew === undefined ? '/jpip' : `/${target!.split('/').map(encodeURIComponent).join('/')}`;
     return new Promise<Received>((resolve, reject) => {
-      const req = httpRequest({ host: this.base.hostname, port: this.base.port, path: `${path}?${formatRequest(withCid)}`, agent: this.agent, timeout: opts.timeoutMs ?? 30_000 });
+      const send = this.base.protocol === 'https:' ? httpsRequest : httpRequest;
+      const req = send({ host: this.base.hostname, port: this.base.port, path: `${path}?${formatRequest(withCid)}`, agent: this.agent, timeout: opts.timeoutMs ?? 30_000 });
       let localPort = 0;
       req.on('socket', (s: Socket) => {
         if (!this.seen.has(s)) {
@@ -81,7 +89,7 @@ export class KeepAliveSession {
           localPort = s.localPort ?? 0;
         };
         if (s.localPort) port();
-        else s.once('connect', port);
+        else s.once(this.base.protocol === 'https:' ? 'secureConnect' : 'connect', port);
       });
       req.on('timeout', () => req.destroy(new Error('client timeout')));
       let failed = false;
@@ -171,7 +179,7 @@ export class KeepAliveSession {
   /** Goes on with the same session (cid, data, records) against another server address. */
   rebase(base: string): void {
     this.agent.destroy();
-    this.agent = new Agent({ keepAlive: true, maxSockets: 1 });
     this.base = new URL(base);
+    this.agent = agentFor(this.base);
   }
 }

@@ -10,13 +10,14 @@ export function register(y: Argv, io: CliIo): Argv {
     'Check a JPIP server against the protocol as real clients use it (OK / NON-STRICT / FAILED / UNIMPLEMENTED per check)',
     (y) =>
       y
-        .positional('url', { type: 'string', describe: 'the server\'s base URL, e.g. http://127.0.0.1:8090/' })
+        .positional('url', { type: 'string', describe: 'the server\'s base URL, e.g. http://127.0.0.1:8090/ or https://127.0.0.1:8443/' })
         .option('profile', { choices: PROFILES, default: 'core' as Profile, describe: 'core: the essentials; jhv: what JHelioviewer needs; full: every check (UNIMPLEMENTED fails it)' })
         .option('root', { type: 'string', describe: 'directory holding the original files of the fixture set (data checks compare with them)', defaultDescription: 'the committed test/fixtures' })
         .option('fixtures', { type: 'string', describe: 'a fixture set description (JSON): which file each role is, on the server and under --root' })
         .option('prefix', { type: 'string', default: '', describe: 'put before every target name (the fixtures\' directory inside the server\'s root)' })
         .option('target-style', { choices: ['path', 'query'] as const, default: 'path' as const, describe: 'name targets in the URL path (GET base/file?...) or with target= (GET base?target=file&...)' })
         .option('timeout', { type: 'number', default: 5000, describe: 'milliseconds one request may take' })
+        .option('insecure', { type: 'boolean', default: false, describe: 'https:// servers: accept any certificate (self-signed test certificates)' })
         .option('concurrency', { type: 'number', default: 6, describe: 'checks run at once' })
         .option('only', { type: 'string', array: true, describe: 'run only these check ids or groups (framing or framing.); an entry that selects no check of the profile is an error' })
         .option('json', { type: 'string', describe: 'write the report as JSON to this file' })
@@ -53,6 +54,7 @@ export function register(y: Argv, io: CliIo): Argv {
           prefix: args.prefix,
           targetStyle: args['target-style'],
           timeoutMs: args.timeout,
+          insecure: args.insecure,
           concurrency: args.concurrency,
           only,
         });

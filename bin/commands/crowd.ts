@@ -44,6 +44,7 @@ export interface CrowdArgs {
   'server-pid'?: number[] | undefined;
   timeout: number;
   retries?: number | undefined;
+  insecure?: boolean | undefined;
 }
 
 /** The library options of a command line (exported for tests). */
@@ -69,6 +70,7 @@ export function crowdOptionsFromArgs(a: CrowdArgs): CrowdOptions {
     serverPid: a['server-pid'],
     timeoutMs: a.timeout * 1000,
     maxRetries: a.retries ?? (pattern === 'jhelioviewer' ? 13 : CROWD_DEFAULTS.maxRetries),
+    insecure: a.insecure,
   };
 }
 
@@ -91,7 +93,8 @@ export function register(y: Argv, io: CliIo): Argv {
         .option('rate', { type: 'number', describe: 'open loop: requests per second per client (latency corrected for coordinated omission)', defaultDescription: 'closed loop' })
         .option('pattern', { type: 'string', choices: PATTERN_NAMES, default: CROWD_DEFAULTS.pattern, describe: "paper: the ESA paper's player; jhelioviewer: JHelioviewer's exact request sequence" })
         .option('dialect', { type: 'string', choices: DIALECT_NAMES, default: CROWD_DEFAULTS.dialect, describe: "request syntax of the server (kakadu's is untested)" })
-        .option('server', { type: 'string', describe: 'URL of the server to load', defaultDescription: 'an embedded server of ours on 127.0.0.1' })
+        .option('server', { type: 'string', describe: 'URL of the server to load (http:// or https://)', defaultDescription: 'an embedded server of ours on 127.0.0.1' })
+        .option('insecure', { type: 'boolean', describe: 'https:// servers: accept any certificate (self-signed test certificates)' })
         .option('root', { type: 'string', describe: 'image root of the embedded server (and where movies are listed from)', defaultDescription: 'the shipped small set' })
         .option('preset', { type: 'string', choices: ['small', 'paper'], describe: "fixture set: small (shipped) or paper (generated with the fixture generator, needs opj_compress)" })
         .option('targets', { type: 'string', array: true, describe: 'movie paths on the server', defaultDescription: 'the linked JPX files under the root' })
