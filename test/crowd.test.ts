@@ -372,6 +372,7 @@ t('command-line flags map to the library options', () => {
       serverPid: undefined,
       timeoutMs: 2000,
       maxRetries: 13,
+      insecure: undefined,
     },
   );
   assert.is(crowdOptionsFromArgs({ ...base, pattern: 'paper' }).maxRetries, 3);
