@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'csv-stringify/sync';
 import type { ClientErrorKind } from './client.js';
 import type { LatencySummary, ProcSummary } from './measure.js';
+import type { MergedPart } from './merge.js';
 import type { MovieInfo, PatternName } from './patterns.js';
 
 /**
@@ -184,6 +185,8 @@ export interface CrowdResult {
   server: (ProcSummary & { sameProcessAsSimulator: boolean }) | undefined;
   simulator: ProcSummary;
   timeline: CrowdTick[];
+  /** A result merged from several load-generator processes (`report --merge`, client-sim/merge.ts): its parts. */
+  mergedFrom?: MergedPart[];
 }
 
 // ---------------------------------------------------------------------------

@@ -21,12 +21,15 @@ import { rdCsv, rdPlotSvg } from './rd-output.js';
 import { isRdResultJson, psnrOut, rdResultFromJson, type RdResult } from './rd-result.js';
 import { mean, stddev } from './stats.js';
 import { escapeXml, formatBytes, renderLinePlot, type PlotSeries } from './svg-plot.js';
-import { runEnvironment } from '../client-sim/results.js';
+import { CROWD_SCHEMA, runEnvironment, type CrowdResult } from '../client-sim/results.js';
+import { MergeError, mergeCrowdResults } from '../client-sim/merge.js';
 
 export interface ReportInput {
   /** Crowd and hammer runs, one per server measured. */
   crowd: LoadRun[];
   rd: { source: string; result: RdResult }[];
+  /** With `merge`: the crowd results merged from several files, by label ('' without one). */
+  merged?: { label: string; result: CrowdResult }[];
 }
 
 const MiB = 1024 * 1024;
@@ -38,7 +41,7 @@ const MiB = 1024 * 1024;
  * the tables and plots. rd, crowd and hammer results are told apart by
  * their schema; other JSON is an error.
  */
-export function loadResults(args: readonly string[]): ReportInput {
+export function loadResults(args: readonly string[], opts: { merge?: boolean } = {}): ReportInput {
   const files: { file: string; label: string | undefined }[] = [];
   for (const arg of args) {
     const m = /^([^=/\\]{1,60})=(.+)$/.exec(arg);
@@ -51,6 +54,8 @@ export function loadResults(args: readonly string[]): ReportInput {
     } else files.push({ file: p, label });
   }
   const out: ReportInput = { crowd: [], rd: [] };
+  /** With merge: crowd results by label, in order of first appearance. */
+  const groups = new Map<string, { files: string[]; results: CrowdResult[] }>();
   for (const { file, label } of files) {
     let json: unknown;
     try {
@@ -59,8 +64,28 @@ export function loadResults(args: readonly string[]): ReportInput {
       throw new InputError(`${file}: not JSON: ${(e as Error).message}`);
     }
     if (isRdResultJson(json)) out.rd.push({ source: file, result: rdResultFromJson(json, file) });
-    else if (isLoadResultJson(json)) out.crowd.push(readLoadResult(json, file, label));
+    else if (opts.merge && (json as { schema?: unknown }).schema === CROWD_SCHEMA) {
+      readLoadResult(json, file, label); // checks the fields the report reads
+      const g = groups.get(label ?? '') ?? { files: [], results: [] };
+      g.files.push(file);
+      g.results.push(json as CrowdResult);
+      groups.set(label ?? '', g);
+    } else if (isLoadResultJson(json)) out.crowd.push(readLoadResult(json, file, label));
     else throw new InputError(`${file}: neither an rd result (rd.json) nor a crowd or hammer result (--json)`);
+  }
+  if (opts.merge) {
+    out.merged = [];
+    for (const [label, g] of groups) {
+      let merged: CrowdResult;
+      try {
+        merged = mergeCrowdResults(g.results, g.files);
+      } catch (e) {
+        if (e instanceof MergeError) throw new InputError(`cannot merge${label ? ` ${label}` : ''}: ${e.message}`);
+        throw e;
+      }
+      out.merged.push({ label, result: merged });
+      out.crowd.push(readLoadResult(merged, g.files.join(' + '), label || undefined));
+    }
   }
   return out;
 }
