@@ -56,6 +56,8 @@ export interface ServerConfig {
   metricsAllowRemote: boolean;
   /** Serve the browser viewer at /viewer (and its listing of the root at /viewer/api/list). */
   viewer: boolean;
+  /** Channel ids start with this (several instances behind a load balancer: it routes on it); null: "C". */
+  cidPrefix: string | null;
   /** PEM certificate (chain) file: serve HTTPS (with tlsKey). */
   tlsCert: string | null;
   /** PEM private key file of tlsCert. */
@@ -98,6 +100,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   logLevel: 'warn',
   metricsAllowRemote: false,
   viewer: true,
+  cidPrefix: null,
   tlsCert: null,
   tlsKey: null,
 });
@@ -145,6 +148,7 @@ export const CONFIG_SCHEMA: { readonly [K in keyof ServerConfig]: Spec } = {
   logLevel: { type: 'enum', values: LOG_LEVELS, describe: 'log level (info: one line per request; errors are always logged)' },
   metricsAllowRemote: { type: 'boolean', describe: 'answer GET /metrics to non-loopback clients too' },
   viewer: { type: 'boolean', describe: 'serve the browser viewer at /viewer (--no-viewer: 404 there)' },
+  cidPrefix: { type: 'string', nullable: true, describe: 'channel ids start with this (1-16 letters or digits; several instances behind a load balancer, which routes a session to the instance that granted it: docs/deploy.md); null: "C"', restart: true },
   tlsCert: { type: 'string', nullable: true, describe: 'PEM certificate (chain) file: serve HTTPS instead of HTTP (with tlsKey; a worker crash closes TLS connections, sessions go on by cid)', restart: true },
   tlsKey: { type: 'string', nullable: true, describe: 'PEM private key file of tlsCert', restart: true },
 };
@@ -231,6 +235,7 @@ export function validateConfig(layers: readonly (object | undefined)[], source =
   if (c.headersTimeoutSeconds > c.requestTimeoutSeconds) {
     problems.push(`headersTimeoutSeconds (${c.headersTimeoutSeconds}) must not exceed requestTimeoutSeconds (${c.requestTimeoutSeconds})`);
   }
+  if (c.cidPrefix !== null && !/^[A-Za-z0-9]{1,16}$/.test(c.cidPrefix)) problems.push(`cidPrefix: 1 to 16 letters or digits, got ${JSON.stringify(c.cidPrefix)}`);
   if ((c.tlsCert === null) !== (c.tlsKey === null)) problems.push('tlsCert and tlsKey: give both (HTTPS) or neither (HTTP)');
   if (problems.length > 0) throw new ConfigError(source, problems);
   const frozen = Object.freeze(c);

@@ -210,7 +210,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   const registry = new ImageRegistry({ root: cfg.root, cacheDir: cfg.cacheDir ?? undefined, maxOpen: cfg.maxOpenFiles, maxBytes: cfg.indexCacheBytes, blockCache, recheckMs: cfg.fileRecheckSeconds * 1000 });
   const indexThreads = cfg.indexThreads === -1 ? defaultIndexThreads() : cfg.indexThreads;
   const indexPool = indexThreads > 0 ? new IndexPool(indexThreads) : undefined;
-  const sessions = new SessionTable({ maxSessions: cfg.maxSessions, idleMs: cfg.sessionIdleSeconds * 1000 });
+  const sessions = new SessionTable({ maxSessions: cfg.maxSessions, idleMs: cfg.sessionIdleSeconds * 1000, ...(cfg.cidPrefix !== null ? { cidPrefix: cfg.cidPrefix } : {}) });
   let journal: SessionJournal | undefined;
   let recovered: ReplayResult | undefined;
   if (cfg.stateDir) {

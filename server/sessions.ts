@@ -29,6 +29,8 @@ export interface SessionOptions {
   /** Idle time after which a session is dropped, in milliseconds. */
   idleMs: number;
   now?: () => number;
+  /** Every channel id starts with this (a load balancer routes a session to the instance that granted it); default "C". */
+  cidPrefix?: string;
 }
 
 /** Told when sessions open and close (the journal). */
@@ -80,7 +82,7 @@ export class SessionTable {
     if (this.sessions.size >= this.opts.maxSessions) this.expire();
     if (this.sessions.size >= this.opts.maxSessions) throw new JpipError('BUSY', `session limit (${this.opts.maxSessions}) reached; try again later`, 'cnew');
     let cid: string;
-    do cid = `C${randomId()}`;
+    do cid = `${this.opts.cidPrefix ?? 'C'}${randomId()}`;
     while (this.sessions.has(cid));
     const s: Session = { cid, sno: this.nextSno++, key, tid, model: new CacheModel(), lastUsed: this.now(), active: 0 };
     this.sessions.set(cid, s);
