@@ -24,12 +24,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readProc } from '../client-sim/measure.js';
 import { generateFixtures } from '../fixtures-gen/generate.js';
 import { CLI, startServe, type ServeProcess } from './serve-process.js';
+import { ensureTool, freePort, waitFor } from './tools.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
@@ -40,46 +40,6 @@ const WINDOW = 'fsiz=2048,2048&roff=768,768&rsiz=512,512&type=jpp-stream';
 
 /** Targets of issue #9, as ratios to nginx (hits: an absolute rate, the ESA server's). */
 const TARGETS = { big: 0.9, small: 0.6, hitsPerSecond: 35_000 };
-
-function have(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
-}
-
-/** Makes sure a Debian tool is there, installing its package when we can. */
-function ensureTool(cmd: string, pkg: string): void {
-  if (have(cmd)) return;
-  if (process.getuid?.() === 0 && have('apt-get')) {
-    console.error(`installing ${pkg} (for ${cmd}) with apt-get...`);
-    const r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', pkg], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    if (r.status === 0 && have(cmd)) return;
-  }
-  console.error(`${cmd} is missing: install it (Debian/Ubuntu: sudo apt-get install ${pkg}) and run again`);
-  process.exit(1);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(url: string, ms = 10_000): Promise<void> {
-  const t0 = Date.now();
-  for (;;) {
-    try {
-      await get(url);
-      return;
-    } catch (e) {
-      if (Date.now() - t0 > ms) throw new Error(`${url} did not answer within ${ms} ms: ${(e as Error).message}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 interface Nginx {
   base: string;
@@ -111,7 +71,7 @@ async function startNginx(root: string): Promise<Nginx> {
   );
   execFileSync('nginx', ['-c', conf, '-p', dir]);
   const base = `http://127.0.0.1:${port}`;
-  await waitFor(`${base}/${FRAME}`);
+  await waitFor(`${base}/${FRAME}`, () => get(`${base}/${FRAME}`));
   const pidFile = join(dir, 'nginx.pid');
   const master = Number(readFileSync(pidFile, 'utf8').trim());
   return {
@@ -137,7 +97,7 @@ async function startOurs(root: string, single: boolean): Promise<ServeProcess> {
   args.push('--session-idle-seconds', '1', '--max-sessions', '100000');
   if (single) args.push('--single-process');
   const srv = await startServe(args);
-  await waitFor(`${srv.url}/health`);
+  await waitFor(`${srv.url}/health`, () => get(`${srv.url}/health`));
   return srv;
 }
 

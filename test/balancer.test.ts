@@ -1,6 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -8,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { runCrowd } from '../client-sim/crowd.js';
 import { checkInstances, haproxyConfig, nginxConfig, type BalancedInstance } from '../server/balancer.js';
 import { createJpipServer, type JpipServer } from '../server/server.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, freePort } from './helpers.js';
 
 /**
  * Several instances behind a real load balancer (nginx from Debian; CI installs it): sessions
@@ -19,17 +18,6 @@ import { FIXTURES } from './helpers.js';
 const lb = suite('several instances behind nginx');
 const NGINX = ['nginx', '/usr/sbin/nginx'].find((n) => spawnSync(n, ['-v'], { stdio: 'ignore' }).status === 0);
 const MOVIES = 16;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 async function waitForPort(port: number, ms: number): Promise<void> {
   const until = Date.now() + ms;

@@ -29,7 +29,7 @@ import { loadFixtures } from '../conform/fixtures.js';
 import { HttpConnection, HttpTimeout } from '../conform/http.js';
 import { analyzeStream } from '../conform/stream.js';
 import { createJpipServer, type JpipServer } from '../server/server.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, freePort } from './helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -246,16 +246,6 @@ async function cli(args: string[]): Promise<{ out: string; err: string; code: nu
   const code = Number(process.exitCode ?? 0);
   process.exitCode = before;
   return { out, err, code };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s: NetServer = createNetServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 // ---------------------------------------------------------------------------

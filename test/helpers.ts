@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
@@ -56,4 +57,16 @@ export function throwsCode(fn: () => unknown, code: J2kErrorCode, msg?: string):
   if (!(err instanceof J2kError)) throw new Error(`expected J2kError ${code} (${msg ?? ''}), got ${err === undefined ? 'no error' : String(err)}`);
   assert.is(err.code, code, msg ?? err.message);
   return err;
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createNetServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
 }
