@@ -78,6 +78,7 @@ async function startInstances(n: number): Promise<{ servers: ServeProcess[]; ins
 }
 
 function line(label: string, r: CrowdResult, extra = ''): string {
+  if (r.errors.total > 0 && !extra) extra = `; errors: ${r.errors.samples.map((e) => `${e.count} x ${e.kind}: ${e.message.slice(0, 120)}`).join('; ')}`;
   const srv = r.server?.available ? `, servers ${Math.round(r.server.rssMaxBytes / 1048576)} MB max, CPU ${r.server.cpuPercentMean}%` : '';
   return `| ${label} | ${r.rates.responsesPerSecond.toLocaleString('en-US')} | ${r.latencyMs.p50} | ${r.latencyMs.p99} | ${r.errors.total} | ${r.totals.sessionsOpened} / ${r.totals.clients} | ${r.totals.clientsGaveUp}${srv}${extra} |`;
 }

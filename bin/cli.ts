@@ -9,6 +9,7 @@ import { register as registerFixtures } from './commands/fixtures.js';
 import { register as registerIndex } from './commands/index.js';
 import { register as registerInspect } from './commands/inspect.js';
 import { register as registerServe } from './commands/serve.js';
+import { register as registerBalancer } from './commands/balancer.js';
 import { buildCli as buildWith, main as mainWith, type Registrar } from './cli-core.js';
 import { defaultIo, type CliIo } from './io.js';
 
@@ -26,6 +27,7 @@ const COMMANDS: readonly Registrar[] = [
   registerConform,
   registerInspect,
   registerIndex,
+  registerBalancer,
 ];
 
 /** The whole `jpip-bench` command line (every command). */

@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import yargs from 'yargs';
 import { runCrowd } from '../client-sim/crowd.js';
+import { register as registerBalancer } from '../bin/commands/balancer.js';
+import type { CliIo } from '../bin/io.js';
 import { checkInstances, haproxyConfig, nginxConfig, type BalancedInstance } from '../server/balancer.js';
 import { createJpipServer, type JpipServer } from '../server/server.js';
 import { FIXTURES, freePort } from './helpers.js';
@@ -138,6 +141,39 @@ lb('a crowd through nginx over two instances; one stops mid-run: no client hangs
     for (const s of servers) await s.close().catch(() => {});
     if (nginx && nginx.exitCode === null) await new Promise((r) => nginx!.once('exit', r));
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+lb('jpip-bench balancer prints the config for the instances given, and refuses bad ones in one line', async () => {
+  const run = async (args: string[]): Promise<{ out: string; err: string; code: number }> => {
+    let out = '';
+    let err = '';
+    const io: CliIo = { out: (x) => void (out += `${x}\n`), err: (x) => void (err += `${x}\n`), tty: false };
+    const before = process.exitCode;
+    process.exitCode = 0;
+    await registerBalancer(yargs(), io).strict().exitProcess(false).parseAsync(args);
+    const code = Number(process.exitCode ?? 0);
+    process.exitCode = before;
+    return { out, err, code };
+  };
+  const n = await run(['balancer', 'nginx', '--instance', 'I1x=127.0.0.1:8091', '--instance', 'I2x=[::1]:8092', '--listen', '0.0.0.0:8080', '--dir', '/srv/lb']);
+  assert.is(n.code, 0, n.err);
+  assert.match(n.out, /listen 0\.0\.0\.0:8080;/);
+  assert.match(n.out, /server \[::1\]:8092 /);
+  assert.match(n.out, /pid \/srv\/lb\/nginx\.pid;/);
+  const h = await run(['balancer', 'haproxy', '--instance', 'A=127.0.0.1:1', '--fail-seconds', '3']);
+  assert.is(h.code, 0, h.err);
+  assert.match(h.out, /check inter 3s/);
+  for (const [args, why] of [
+    [['--instance', 'A=127.0.0.1'], /expected HOST:PORT/],
+    [['--instance', 'nope'], /expected PREFIX=HOST:PORT/],
+    [['--instance', 'A=h:1', '--instance', 'AB=h:2'], /A begins AB/],
+    [['--instance', 'A=h:1', '--connect-timeout', '0'], /--connect-timeout must be/],
+  ] as const) {
+    const r = await run(['balancer', 'nginx', ...args]);
+    assert.is(r.code, 2);
+    assert.match(r.err, why);
+    assert.is(r.out, '');
   }
 });
 
