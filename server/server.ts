@@ -3,6 +3,7 @@ import { rejectBusy } from './reject.js';
 import { BufferPool } from './buffer-pool.js';
 import { Slicer } from './slicer.js';
 import { acceptTls, tlsContext } from './tls.js';
+import { startWarmUp } from './warmup.js';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createGzip } from 'node:zlib';
@@ -249,6 +250,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   );
 
   let sweeper = startSweeper();
+  // The first requests of a fresh worker run compiled code (server/warmup.ts).
+  const warm = cfg.warmUp ? startWarmUp() : undefined;
+  void warm?.done.then((w) => logger.debug({ event: 'warmed-up', ...w }));
   function startSweeper(): NodeJS.Timeout {
     return setInterval(() => sessions.expire(), Math.max(10, Math.min(60_000, cfg.sessionIdleSeconds * 1000))).unref();
   }
@@ -799,6 +803,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       images: registry.openCount,
       indexBytes: registry.bytes,
       blockCacheBytes: blockCache.stats().bytes,
+      warmingUp: warm?.running ?? false,
     };
     const local = isLoopback(req.socket.remoteAddress);
     // With --expose-gc (benchmarks only), a loopback client may ask for a collection before the figures.
@@ -890,6 +895,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       logger.info({ event: 'reconfigured' });
     },
     drain(): Promise<void> {
+      warm?.stop();
       drainPromise ??= (async () => {
         draining = true;
         listener?.close();
@@ -916,6 +922,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     },
     close(opts: { keepJournal?: boolean } = {}): Promise<void> {
       closed = true;
+      warm?.stop();
       clearInterval(sweeper);
       listener?.close();
       destroyAll();

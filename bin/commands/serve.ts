@@ -55,7 +55,7 @@ export function register(y: Argv, io: CliIo): Argv {
     async (args) => {
       const env = process.env;
       const load = (): Readonly<ServerConfig> =>
-        loadConfig({ base: { cacheDir: defaultCacheDir(env) }, file: args.config ?? env['JPIP_BENCH_CONFIG'], env, flags: flagsFromArgs(args) });
+        loadConfig({ base: { cacheDir: defaultCacheDir(env), warmUp: true }, file: args.config ?? env['JPIP_BENCH_CONFIG'], env, flags: flagsFromArgs(args) });
       const config = load();
       if (args['print-config']) {
         io.out(JSON.stringify(config, null, 2));
