@@ -56,6 +56,8 @@ export interface ServerConfig {
   metricsAllowRemote: boolean;
   /** Serve the browser viewer at /viewer (and its listing of the root at /viewer/api/list). */
   viewer: boolean;
+  /** The worker accepts new connections itself (no hand-off per connection); see docs/server.md. */
+  workerAccepts: boolean;
   /** Run the response path over the shipped small frames at start, so the first requests run compiled code. */
   warmUp: boolean;
   /** Channel ids start with this (several instances behind a load balancer: it routes on it); null: "C". */
@@ -102,6 +104,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   logLevel: 'warn',
   metricsAllowRemote: false,
   viewer: true,
+  workerAccepts: false,
   warmUp: false,
   cidPrefix: null,
   tlsCert: null,
@@ -151,6 +154,7 @@ export const CONFIG_SCHEMA: { readonly [K in keyof ServerConfig]: Spec } = {
   logLevel: { type: 'enum', values: LOG_LEVELS, describe: 'log level (info: one line per request; errors are always logged)' },
   metricsAllowRemote: { type: 'boolean', describe: 'answer GET /metrics to non-loopback clients too' },
   viewer: { type: 'boolean', describe: 'serve the browser viewer at /viewer (--no-viewer: 404 there)' },
+  workerAccepts: { type: 'boolean', describe: 'the worker accepts new connections itself, on the listening socket the supervisor keeps open (no hand-off per connection); the supervisor takes a connection into safekeeping once it has had a response, so a worker crash loses only connections that had none yet', restart: true },
   warmUp: { type: 'boolean', describe: 'at start, run the response path over the shipped small frames (in slices, between requests) so that the first requests run compiled code (jpip-bench serve turns it on; --no-warm-up)', restart: true },
   cidPrefix: { type: 'string', nullable: true, describe: 'channel ids start with this (1-16 letters or digits; several instances behind a load balancer, which routes a session to the instance that granted it: docs/deploy.md); null: "C"', restart: true },
   tlsCert: { type: 'string', nullable: true, describe: 'PEM certificate (chain) file: serve HTTPS instead of HTTP (with tlsKey; a worker crash closes TLS connections, sessions go on by cid)', restart: true },

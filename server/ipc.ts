@@ -13,8 +13,12 @@ import type { ServerConfig } from './config.js';
  *   config  a reloaded config (SIGHUP)
  *   stats   restart and reject counts for /metrics, when they change
  *   drain   SIGTERM: finish responses in flight, close everything, exit 0
+ *   listen  (workerAccepts) the listening socket's raw handle: accept on it
+ *   kept    (workerAccepts) the supervisor holds this connection now, with this flag slot
  * worker -> supervisor
  *   ready   sessions recovered from the journal; connections may come
+ *   listening (workerAccepts) the worker accepts; a raw handle of the listening socket comes back
+ *   keep    (workerAccepts) a connection that has had a response: its socket, for safekeeping
  *   closed  ids of connections the worker closed (batched per event-loop turn)
  *   drained everything is closed; the worker exits next
  *   fatal   the worker cannot start (bad root...): not worth restarting
@@ -25,10 +29,18 @@ export type ToWorker =
   | { t: 'conn'; id: number; slot: number; inherited: boolean }
   | { t: 'config'; config: ServerConfig }
   | { t: 'stats'; restarts: number; rejected: number }
+  /** workerAccepts: accept on the listening socket (the raw handle travels); `back`: send a handle of it back. */
+  | { t: 'listen'; back: boolean }
+  /** workerAccepts: the supervisor holds connection `id` now, with this flag slot. */
+  | { t: 'kept'; id: number; slot: number }
   | { t: 'drain' };
 
 export type FromWorker =
   | { t: 'ready'; pid: number; sessions: number; replayMs: number; torn: boolean }
   | { t: 'closed'; ids: number[] }
+  /** workerAccepts: the worker listens; the raw listening handle travels back (the supervisor keeps it, unpolled). */
+  | { t: 'listening' }
+  /** workerAccepts: a connection the worker accepted has had a response: the socket travels, for safekeeping. */
+  | { t: 'keep'; id: number }
   | { t: 'drained' }
   | { t: 'fatal'; message: string };

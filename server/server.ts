@@ -67,6 +67,11 @@ export interface ServerRuntime {
   defaultMetrics?: boolean;
   /** Told when an adopted connection closes (worker mode: the supervisor then closes its handle). */
   onConnectionClosed?: (id: number) => void;
+  /**
+   * workerAccepts: a connection this process accepted has had a response and is still open: hand
+   * a handle of it to the supervisor for safekeeping (it answers with `setSlot`).
+   */
+  keep?: (id: number, socket: Socket) => void;
 }
 
 export interface ServerStats {
@@ -104,6 +109,10 @@ export interface JpipServer {
   listen(): Promise<string>;
   /** Takes a connection accepted elsewhere (the supervisor): `id` names it in close reports, `slot` is its in-flight flag. */
   adopt(socket: Socket, id: number, slot: number, inherited?: boolean): void;
+  /** workerAccepts: accepts new connections itself on the listening socket the supervisor passed (its raw handle). */
+  acceptOn(handle: object): Promise<void>;
+  /** workerAccepts: the supervisor holds connection `id` now; its requests are flagged in `slot` from here on. */
+  setSlot(id: number, slot: number): void;
   /** Applies a new config (a reload); keys that need a restart must be unchanged. */
   reconfigure(config: Readonly<ServerConfig>): void;
   /** Stops taking requests, lets responses in flight finish (up to drainSeconds), closes every connection and session. */
@@ -128,6 +137,10 @@ interface Conn {
   id: number;
   slot: number;
   socket: Socket;
+  /** Accepted by this process on the listening socket the supervisor gave it (workerAccepts), not handed over. */
+  own?: boolean;
+  /** Sent to the supervisor for safekeeping. */
+  keeping?: boolean;
   /** Sequence numbers of the requests of this connection being answered, oldest first (its flag shows the first). */
   seqs: number[];
   /** No request yet (its socket has the first-request timeout). */
@@ -140,6 +153,8 @@ interface RequestContext {
   seq: number;
   /** Connection slot (-1: not from the supervisor). */
   slot: number;
+  /** The connection was accepted by this process and the supervisor did not hold it when the request came (workerAccepts). */
+  unkept: boolean;
   t0: number;
   cid: string | undefined;
   target: string | undefined;
@@ -225,6 +240,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   const flags = runtime.flags;
   const stats: ServerStats = { requests: 0, responses: 0, errors: {}, bytes: 0 };
   const conns = new Map<Socket, Conn>();
+  const connsById = new Map<number, Conn>();
+  /** workerAccepts: ids of the connections this process accepts (apart from the supervisor's, and from other workers'). */
+  let ownIds = process.pid * 2 ** 30 + 2 ** 40;
   let activeResponses = 0;
   let draining = false;
   let drainWaiter: (() => void) | undefined;
@@ -283,7 +301,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     logger.info({ event: 'client-error', code, status: Number(status.slice(0, 3)), message: err.message });
   });
 
-  function onSocket(tcp: Socket, id: number, slot: number, inherited = false): void {
+  function onSocket(tcp: Socket, id: number, slot: number, inherited = false, own = false): void {
     if (closed) {
       tcp.destroy();
       return;
@@ -294,8 +312,10 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     socket.once('close', () => {
       const c = conns.get(socket);
       conns.delete(socket);
+      connsById.delete(id);
       if (c && c.seqs.length > 0) flags?.set(c.slot, 0);
-      runtime.onConnectionClosed?.(id);
+      // The supervisor only hears of connections it holds (one this process accepted: once kept).
+      if (!c?.own || c.keeping) runtime.onConnectionClosed?.(id);
     });
     metrics.connectionsTotal.inc();
     if (conns.size >= cfg.maxConnections || draining) {
@@ -304,7 +324,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       rejectBusy(socket, cfg.retryAfterSeconds, draining ? 'the server is shutting down' : undefined);
       return;
     }
-    conns.set(socket, { id, slot, socket, seqs: [], fresh: true });
+    const conn: Conn = { id, slot, socket, seqs: [], fresh: true, own };
+    conns.set(socket, conn);
+    connsById.set(id, conn);
     tcp.setNoDelay(true);
     if (inherited) {
       // An established keep-alive connection that served a dead worker: it may stay idle as
@@ -334,7 +356,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     stats.requests++;
     reqSeq = reqSeq >= 0xffffffff ? 1 : reqSeq + 1;
     const conn = conns.get(req.socket);
-    const ctx: RequestContext = { reqId: idPrefix + reqSeq.toString(36), seq: reqSeq, slot: conn?.slot ?? -1, t0: performance.now(), cid: undefined, target: undefined, eor: undefined, bytes: 0, settle: () => {} };
+    const ctx: RequestContext = { reqId: idPrefix + reqSeq.toString(36), seq: reqSeq, slot: conn?.slot ?? -1, unkept: conn?.own === true && conn.slot < 0, t0: performance.now(), cid: undefined, target: undefined, eor: undefined, bytes: 0, settle: () => {} };
     if (conn) {
       if (conn.fresh) {
         conn.fresh = false;
@@ -362,6 +384,12 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     res.once('close', () => {
       settle();
       activeResponses--;
+      // workerAccepts: a connection that has had its response goes into the supervisor's safekeeping
+      // (TLS connections cannot outlive this process anyway).
+      if (conn && conn.own && !conn.keeping && !secure && runtime.keep && res.writableFinished && res.shouldKeepAlive && !req.socket.destroyed && !req.socket.writableEnded) {
+        conn.keeping = true;
+        runtime.keep(conn.id, conn.socket);
+      }
       const cut = !res.writableFinished;
       const status = res.statusCode;
       const seconds = (performance.now() - ctx.t0) / 1000;
@@ -616,7 +644,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       if (noting && (ctx.eor === EOR.WINDOW_DONE || ctx.eor === EOR.IMAGE_DONE)) model.noteWindowHeld(keyOf(), ctx.eor);
       let mark: ResponseMark | undefined;
       // With TLS: journaled when its end is out (in done).
-      const journalAfter = secure !== undefined && session !== undefined && journal !== undefined && held.length > 0;
+      // The same for a connection this process accepted and the supervisor does not hold yet: the
+      // supervisor could not send its last piece either.
+      const journalAfter = (secure !== undefined || ctx.unkept) && session !== undefined && journal !== undefined && held.length > 0;
       if (session && journal && held.length > 0 && !journalAfter) {
         if (ctx.slot >= 0) {
           mark = { pid: process.pid, slot: ctx.slot, seq: ctx.seq, framing: res.chunkedEncoding ? 0 : 1 };
@@ -871,6 +901,24 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
           resolve(`${secure ? 'https' : 'http'}://${host}:${a.port}`);
         });
       });
+    },
+    acceptOn(handle: object): Promise<void> {
+      return new Promise((resolve, reject) => {
+        const l = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) => onSocket(socket, ownIds++, -1, false, true));
+        listener = l;
+        l.once('error', reject);
+        l.listen(handle, () => {
+          l.off('error', reject);
+          resolve();
+        });
+      });
+    },
+    setSlot(id: number, slot: number): void {
+      const c = connsById.get(id);
+      if (!c) return;
+      c.slot = slot;
+      // A request already in flight on it: flagged from now on (its response is journaled when its end is out).
+      if (c.seqs.length > 0) flags?.set(slot, c.seqs[0]!);
     },
     adopt(socket: Socket, id: number, slot: number, inherited = false): void {
       // As http.Server's own sockets: the HTTP layer decides about half-closed connections.

@@ -75,6 +75,11 @@ export interface WorkerDeath {
 /** The end of a chunked HTTP/1.1 body. */
 const LAST_CHUNK = '0\r\n\r\n';
 
+/** A raw libuv handle received over IPC (the listening socket, with workerAccepts). */
+interface RawHandle {
+  close?: () => void;
+}
+
 interface Conn {
   id: number;
   slot: number;
@@ -116,6 +121,8 @@ export class Supervisor extends EventEmitter {
   private nextSlot = 0;
   private flags: InflightFlags | undefined;
   private listener: Server | undefined;
+  /** workerAccepts: the listening socket's raw handle, kept (not polled) while workers accept on it. */
+  private raw: RawHandle | undefined;
   private state: State = 'new';
   private diedAt = 0;
   private readyAt = 0;
@@ -149,6 +156,11 @@ export class Supervisor extends EventEmitter {
     return this.child?.pid;
   }
 
+  /** Connections this process holds (all of them; with workerAccepts, those taken into safekeeping). */
+  get heldConnections(): number {
+    return this.conns.size;
+  }
+
   /** Connections the supervisor holds (handed or waiting for a worker). */
   get connectionCount(): number {
     return this.conns.size;
@@ -166,6 +178,7 @@ export class Supervisor extends EventEmitter {
         this.fork();
       });
       this.url = await this.listen();
+      if (this.config.workerAccepts) this.passListener();
     } catch (e) {
       this.state = 'stopped';
       this.child?.kill('SIGKILL');
@@ -191,6 +204,23 @@ export class Supervisor extends EventEmitter {
     this.lockFile = file;
   }
 
+  /**
+   * workerAccepts: gives the worker the listening socket to accept on. The first time it is this
+   * process's own server's handle, and the worker sends a handle of it back (`listening`); then
+   * this process stops accepting and keeps that handle, unpolled, for the next workers.
+   */
+  private passListener(): void {
+    const child = this.child;
+    if (!child || !this.ready) return;
+    if (this.raw) child.send({ t: 'listen', back: false } satisfies ToWorker, this.raw as never);
+    else if (this.listener) child.send({ t: 'listen', back: true } satisfies ToWorker, (this.listener as unknown as { _handle: object })._handle as never);
+  }
+
+  private closeRaw(): void {
+    this.raw?.close?.();
+    this.raw = undefined;
+  }
+
   private listen(): Promise<string> {
     return new Promise((resolve, reject) => {
       const l = createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
@@ -214,8 +244,9 @@ export class Supervisor extends EventEmitter {
     this.ready = false;
     const child = fork(module, [], { execArgv, env: this.opts.env ?? process.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
     this.child = child;
-    child.on('message', (msg: FromWorker) => {
-      if (gen === this.generation) this.onWorkerMessage(child, gen, msg);
+    child.on('message', (msg: FromWorker, handle: unknown) => {
+      if (gen === this.generation) this.onWorkerMessage(child, gen, msg, handle);
+      else if (handle && typeof (handle as Socket).destroy === 'function') (handle as Socket).destroy();
     });
     child.on('error', (e) => this.logger.error({ event: 'worker-error', message: e.message }));
     child.on('exit', (code, signal) => this.onWorkerExit(child, gen, code, signal));
@@ -228,8 +259,37 @@ export class Supervisor extends EventEmitter {
     return { ...this.config, stateDir: this.stateDir };
   }
 
-  private onWorkerMessage(child: ChildProcess, gen: number, msg: FromWorker): void {
+  private onWorkerMessage(child: ChildProcess, gen: number, msg: FromWorker, handle?: unknown): void {
     switch (msg.t) {
+      case 'listening':
+        // workerAccepts: a handle of the listening socket that this process keeps without polling
+        // it (only the worker accepts); the socket, and its backlog, outlive any worker.
+        if (handle && !this.raw) {
+          this.raw = handle as RawHandle;
+          this.listener?.close();
+          this.listener = undefined;
+        }
+        break;
+      case 'keep': {
+        const socket = handle as Socket | undefined;
+        if (!socket) break;
+        // Held, never read: stop the reading Node starts on a socket received over IPC (what the
+        // client sends is the worker's). Synchronously, before the loop polls it.
+        const h = (socket as unknown as { _handle?: { reading?: boolean; readStop?: () => number } })._handle;
+        if (h?.readStop) {
+          h.reading = false;
+          h.readStop();
+        }
+        socket.on('error', () => {});
+        if (this.state !== 'running') {
+          socket.destroy();
+          break;
+        }
+        const slot = this.freeSlots.pop() ?? this.nextSlot++;
+        this.conns.set(msg.id, { id: msg.id, slot, socket, handedTo: gen, inherited: false });
+        child.send({ t: 'kept', id: msg.id, slot } satisfies ToWorker);
+        break;
+      }
       case 'ready': {
         this.ready = true;
         this.readyAt = Date.now();
@@ -238,6 +298,8 @@ export class Supervisor extends EventEmitter {
         this.diedAt = 0;
         this.sendStats();
         for (const c of this.conns.values()) if (c.handedTo === 0) this.hand(c);
+        // A new worker after a death: it accepts on the listening socket this process kept.
+        if (this.config.workerAccepts && this.url) this.passListener();
         this.emit('worker-ready', info);
         this.startWaiter?.resolve();
         this.startWaiter = undefined;
@@ -423,6 +485,8 @@ export class Supervisor extends EventEmitter {
       }
       this.state = 'draining';
       this.listener?.close();
+      // The worker closes its own handle of the listening socket as it drains.
+      this.closeRaw();
       if (this.forkTimer) clearTimeout(this.forkTimer);
       const child = this.child;
       if (child && child.exitCode === null && child.signalCode === null) {
@@ -446,6 +510,7 @@ export class Supervisor extends EventEmitter {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
     this.listener?.close();
+    this.closeRaw();
     if (this.forkTimer) clearTimeout(this.forkTimer);
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) {
@@ -460,6 +525,7 @@ export class Supervisor extends EventEmitter {
     if (this.statsTimer) clearTimeout(this.statsTimer);
     for (const c of [...this.conns.values()]) this.drop(c, false);
     this.listener?.close();
+    this.closeRaw();
     if (this.flags) {
       this.flags.close();
       try {

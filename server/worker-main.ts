@@ -12,8 +12,9 @@ if (!process.send) {
 }
 
 new WorkerHost({
-  send: (msg, done) => {
-    if (process.connected) process.send!(msg, undefined, {}, () => done?.());
+  send: (msg, done, handle) => {
+    // keepOpen: a socket sent for safekeeping stays in use here.
+    if (process.connected) process.send!(msg, handle as import('node:child_process').SendHandle, { keepOpen: true }, () => done?.());
     else done?.();
   },
   onMessage: (fn) => process.on('message', (msg, handle) => fn(msg as ToWorker, handle as Socket | undefined)),

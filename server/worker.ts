@@ -12,7 +12,8 @@ import { createJpipServer, type JpipServer } from './server.js';
  */
 
 export interface WorkerChannel {
-  send(msg: FromWorker, done?: () => void): void;
+  /** `handle`: a socket (kept open here) or the listening socket's raw handle, sent along. */
+  send(msg: FromWorker, done?: () => void, handle?: Socket | object): void;
   onMessage(fn: (msg: ToWorker, handle: Socket | undefined) => void): void;
   onDisconnect(fn: () => void): void;
   exit(code: number): void;
@@ -54,6 +55,20 @@ export class WorkerHost {
         }
         this.server.adopt(handle, msg.id, msg.slot, msg.inherited);
         break;
+      case 'listen':
+        if (!handle || !this.server) return;
+        // The raw handle of the listening socket: accept on it. The first worker sends a handle of it
+        // back, which the supervisor keeps without polling (the socket outlives any worker).
+        void this.server.acceptOn(handle).then(
+          () => {
+            if (msg.back) this.channel.send({ t: 'listening' }, undefined, handle);
+          },
+          (e: Error) => this.logger?.error({ event: 'listen-failed', message: e.message }),
+        );
+        break;
+      case 'kept':
+        this.server?.setSlot(msg.id, msg.slot);
+        break;
       case 'config':
         this.server?.reconfigure(validateConfig([msg.config], 'reload from the supervisor'));
         break;
@@ -76,6 +91,7 @@ export class WorkerHost {
         flags: this.flags,
         defaultMetrics: !this.opts.logSink,
         onConnectionClosed: (id) => this.closed(id),
+        keep: (id, socket) => this.channel.send({ t: 'keep', id }, undefined, socket),
       });
       this.server.metrics.supervisorCounts(msg.restarts, msg.rejected);
       const r = this.server.recovered;
