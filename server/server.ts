@@ -863,6 +863,13 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     );
   }
 
+  /** The server that accepts connections in this process (`own`: on the supervisor's listening socket, workerAccepts). */
+  function openListener(own: boolean): NetServer {
+    const l = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) => (own ? onSocket(socket, ownIds++, -1, false, true) : onSocket(socket, ++localIds, -1)));
+    listener = l;
+    return l;
+  }
+
   function destroyAll(): void {
     for (const c of conns.values()) c.socket.destroy();
   }
@@ -890,8 +897,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     },
     listen(): Promise<string> {
       return new Promise((resolve, reject) => {
-        const l = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) => onSocket(socket, ++localIds, -1));
-        listener = l;
+        const l = openListener(false);
         l.once('error', reject);
         // A deep accept queue: a flash crowd connects faster than a busy event loop accepts (Node's default is 511).
         l.listen({ port: cfg.port, host: cfg.host, backlog: LISTEN_BACKLOG }, () => {
@@ -904,8 +910,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     },
     acceptOn(handle: object): Promise<void> {
       return new Promise((resolve, reject) => {
-        const l = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) => onSocket(socket, ownIds++, -1, false, true));
-        listener = l;
+        const l = openListener(true);
         l.once('error', reject);
         l.listen(handle, () => {
           l.off('error', reject);
