@@ -444,4 +444,28 @@ proto('a session repeating a JPT-stream window it holds gets the EOR alone, as a
   await get(`/jpip?cclose=${cid}`);
 });
 
+proto('repeated queries (parsed once, then kept) are answered as the first time; a bad one is refused every time', async () => {
+  const q = `/${IMG}?fsiz=64,64,closest&len=3000&type=jpp-stream`;
+  const a = await get(q);
+  for (let i = 0; i < 3; i++) {
+    const b = await get(q);
+    assert.is(b.status, 200);
+    assert.equal([...b.body], [...a.body], `repeat ${i}`);
+  }
+  for (let i = 0; i < 2; i++) {
+    const bad = await get(`/${IMG}?fsiz=64,64&len=abc`);
+    assert.is(bad.status, 400, `bad query, time ${i}`);
+    assert.match(bad.text, /len/);
+  }
+  // A session's repeated query: the session's own state still decides (the EOR alone once held).
+  const first = await get(`/${IMG}?cnew=http&fsiz=32,32,closest&len=100000&type=jpp-stream`);
+  const cid = /cid=([^,]+)/.exec(first.headers.get('JPIP-cnew') ?? '')?.[1];
+  const again = `/jpip?cid=${cid}&fsiz=32,32,closest&len=100000&type=jpp-stream`;
+  const r1 = await get(again);
+  const r2 = await get(again);
+  assert.equal([...r1.body], [...r2.body]);
+  assert.is(r2.body.length, 3, 'held: the EOR alone');
+  await get(`/jpip?cclose=${cid}`);
+});
+
 proto.run();
