@@ -166,8 +166,6 @@ interface RequestContext {
   seq: number;
   /** Connection slot (-1: not from the supervisor). */
   slot: number;
-  /** The connection was accepted by this process and the supervisor did not hold it when the request came (workerAccepts). */
-  unkept: boolean;
   t0: number;
   cid: string | undefined;
   target: string | undefined;
@@ -370,7 +368,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     stats.requests++;
     reqSeq = reqSeq >= 0xffffffff ? 1 : reqSeq + 1;
     const conn = conns.get(req.socket);
-    const ctx: RequestContext = { reqId: idPrefix + reqSeq.toString(36), seq: reqSeq, slot: conn?.slot ?? -1, unkept: conn?.own === true && conn.slot < 0, t0: performance.now(), cid: undefined, target: undefined, eor: undefined, bytes: 0, settle: () => {} };
+    const ctx: RequestContext = { reqId: idPrefix + reqSeq.toString(36), seq: reqSeq, slot: conn?.slot ?? -1, t0: performance.now(), cid: undefined, target: undefined, eor: undefined, bytes: 0, settle: () => {} };
     if (conn) {
       if (conn.fresh) {
         conn.fresh = false;
@@ -640,9 +638,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       // must record the response between them (a session's response in a supervised worker).
       // A reply that changes nothing in the session (a cache hit: EOR alone) has nothing to journal:
       // its end goes with it too.
-      // With TLS the supervisor cannot send a last piece for a dead worker: a response is journaled
-      // once its end is out (below), so nothing need come between.
-      const fold = gzip ? 'never' : !(session && journal) || secure ? 'always' : 'if-nothing-held';
+      // Where the supervisor could not send a last piece for a dead worker (TLS, a connection it
+      // does not hold), a response is journaled once its end is out (below): nothing comes between.
+      const fold = gzip ? 'never' : !(session && journal) || secure || ctx.slot < 0 ? 'always' : 'if-nothing-held';
       // Listened to from the start: a folded response closes as soon as it finishes.
       const finished = new Promise<boolean>((resolve) => res.once('close', () => resolve(res.writableFinished)));
       if (!(await streamBody(res, firstChunk, body, updates, gzip, ctx, fold))) return;
@@ -658,16 +656,13 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       if (noting && (ctx.eor === EOR.WINDOW_DONE || ctx.eor === EOR.IMAGE_DONE)) model.noteWindowHeld(keyOf(), ctx.eor);
       let mark: ResponseMark | undefined;
       // With TLS: journaled when its end is out (in done).
-      // The same for a connection this process accepted and the supervisor does not hold yet: the
-      // supervisor could not send its last piece either.
-      const journalAfter = (secure !== undefined || ctx.unkept) && session !== undefined && journal !== undefined && held.length > 0;
+      // The same for any connection the supervisor does not hold (one this process accepted and the
+      // supervisor does not hold yet; every connection of a single process): nobody could send its
+      // last piece after a crash, so the client would drop the response the journal recorded.
+      const journalAfter = (secure !== undefined || ctx.slot < 0) && session !== undefined && journal !== undefined && held.length > 0;
       if (session && journal && held.length > 0 && !journalAfter) {
-        if (ctx.slot >= 0) {
-          mark = { pid: process.pid, slot: ctx.slot, seq: ctx.seq, framing: res.chunkedEncoding ? 0 : 1 };
-          journal.responseSent(session, held, mark);
-        } else {
-          journal.held(session, held);
-        }
+        mark = { pid: process.pid, slot: ctx.slot, seq: ctx.seq, framing: res.chunkedEncoding ? 0 : 1 };
+        journal.responseSent(session, held, mark);
       }
       let ended = false;
       const done = (sent: boolean): void => {
