@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { CHECKS } from './checks/index.js';
 import type { ServerAddress } from './client.js';
 import { CheckContext } from './context.js';
@@ -103,7 +105,26 @@ async function runOne(check: Check, addr: ServerAddress, fixtures: ReturnType<ty
   return { id: check.id, group: check.group, title: check.title, why: check.why, profiles: check.profiles, status: outcome.status, message: message.length > 300 ? `${message.slice(0, 297)}...` : message, durationMs: Date.now() - started };
 }
 
-/** Runs the conformance suite. Throws only for problems of the run itself (bad URL, fixture set). */
+/** Certificate checks that fail the same way for every check: the run stops once, saying so. */
+const CERTIFICATE_ERRORS = new Set(['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+
+/** Why the server's certificate is not trusted, or undefined (trusted, or not reachable: the checks say so). */
+function certificateProblem(base: URL, timeoutMs: number): Promise<string | undefined> {
+  const host = base.hostname.replace(/^\[|\]$/g, '');
+  return new Promise((resolve) => {
+    const s = tlsConnect({ host, port: Number(base.port || 443), ...(isIP(host) ? {} : { servername: host }) });
+    const done = (why: string | undefined): void => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(why);
+    };
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    s.once('secureConnect', () => done(undefined));
+    s.once('error', (e: NodeJS.ErrnoException) => done(e.code && CERTIFICATE_ERRORS.has(e.code) ? e.message : undefined));
+  });
+}
+
+/** Runs the conformance suite. Throws only for problems of the run itself (bad URL, fixture set, an untrusted certificate). */
 export async function runConformance(opts: ConformOptions): Promise<ConformReport> {
   const profile = opts.profile ?? 'core';
   let base: URL;
@@ -121,6 +142,10 @@ export async function runConformance(opts: ConformOptions): Promise<ConformRepor
   const timeoutMs = opts.timeoutMs ?? 5000;
   const checkTimeoutMs = opts.checkTimeoutMs ?? timeoutMs * 12;
   const checks = selectChecks(profile, opts.only, opts.checks);
+  if (base.protocol === 'https:' && !opts.insecure) {
+    const untrusted = await certificateProblem(base, timeoutMs);
+    if (untrusted) throw new Error(`${base.origin}: the server's TLS certificate is not trusted (${untrusted}); for a self-signed test certificate, use --insecure`);
+  }
   const startedAt = new Date();
   const results = new Map<string, CheckResult>();
   try {
