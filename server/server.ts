@@ -260,7 +260,8 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   let drainWaiter: (() => void) | undefined;
   let drainPromise: Promise<void> | undefined;
   let closed = false;
-  let listener: NetServer | undefined;
+  /** Servers accepting in this process: listen()'s, or (workerAccepts) one per handle of the supervisor's listening socket. */
+  const listeners: NetServer[] = [];
   let localIds = 0;
   let reqSeq = 0;
   const idPrefix = `${process.pid.toString(36)}-`;
@@ -896,7 +897,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   /** The server that accepts connections in this process (`own`: on the supervisor's listening socket, workerAccepts). */
   function openListener(own: boolean): NetServer {
     const l = createNetServer({ allowHalfOpen: true, noDelay: true }, (socket) => (own ? onSocket(socket, ownIds++, -1, false, true) : onSocket(socket, ++localIds, -1)));
-    listener = l;
+    listeners.push(l);
     return l;
   }
 
@@ -981,7 +982,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       warm?.stop();
       drainPromise ??= (async () => {
         draining = true;
-        listener?.close();
+        for (const l of listeners) l.close();
         // Connections with no request being answered are closed now (those in flight when theirs ends).
         for (const c of conns.values()) if (c.seqs.length === 0) c.socket.destroy();
         if (activeResponses > 0) {
@@ -1007,7 +1008,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       closed = true;
       warm?.stop();
       clearInterval(sweeper);
-      listener?.close();
+      for (const l of listeners) l.close();
       destroyAll();
       if (opts.keepJournal) journal?.close();
       else journal?.destroy();

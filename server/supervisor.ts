@@ -75,6 +75,9 @@ export interface WorkerDeath {
 /** The end of a chunked HTTP/1.1 body. */
 const LAST_CHUNK = '0\r\n\r\n';
 
+/** With workerAccepts: descriptors of the listening socket the worker accepts on (connections per event-loop turn). */
+const LISTEN_HANDLES = 8;
+
 /** A raw libuv handle received over IPC (the listening socket, with workerAccepts). */
 interface RawHandle {
   close?: () => void;
@@ -123,6 +126,8 @@ export class Supervisor extends EventEmitter {
   private listener: Server | undefined;
   /** workerAccepts: the listening socket's raw handle, kept (not polled) while workers accept on it. */
   private raw: RawHandle | undefined;
+  /** Sends of this process's own listening handle still queued (it is closed only after them). */
+  private listenSends = 0;
   private state: State = 'new';
   private diedAt = 0;
   private readyAt = 0;
@@ -212,8 +217,28 @@ export class Supervisor extends EventEmitter {
   private passListener(): void {
     const child = this.child;
     if (!child || !this.ready) return;
-    if (this.raw) child.send({ t: 'listen', back: false } satisfies ToWorker, this.raw as never);
-    else if (this.listener) child.send({ t: 'listen', back: true } satisfies ToWorker, (this.listener as unknown as { _handle: object })._handle as never);
+    const handle = this.raw ?? (this.listener as unknown as { _handle?: object } | undefined)?._handle;
+    if (!handle) return;
+    // Several times: each arrives as a descriptor of its own, and Node accepts one connection per
+    // descriptor per turn of the event loop (libuv 1.46: measured, 1 per 100 ms turn with one, 8
+    // with eight), so a busy worker still takes a flash crowd in quickly.
+    const own = !this.raw;
+    for (let i = 0; i < LISTEN_HANDLES; i++) {
+      if (own) this.listenSends++;
+      child.send({ t: 'listen', back: i === 0 && own } satisfies ToWorker, handle as never, (err) => {
+        if (err) this.logger.debug({ event: 'listen-handoff-failed', message: err.message });
+        if (!own) return;
+        this.listenSends--;
+        this.stopOwnListener();
+      });
+    }
+  }
+
+  /** Once the worker accepts and a handle of the socket came back, and no send of this process's own handle is queued: stop accepting here. */
+  private stopOwnListener(): void {
+    if (!this.raw || this.listenSends > 0 || !this.listener) return;
+    this.listener.close();
+    this.listener = undefined;
   }
 
   private closeRaw(): void {
@@ -266,8 +291,7 @@ export class Supervisor extends EventEmitter {
         // it (only the worker accepts); the socket, and its backlog, outlive any worker.
         if (handle && !this.raw) {
           this.raw = handle as RawHandle;
-          this.listener?.close();
-          this.listener = undefined;
+          this.stopOwnListener();
         }
         break;
       case 'keep': {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -58,6 +58,19 @@ t('new connections are the worker\'s; one that has had a response is taken into 
   for (let i = 0; i < 5; i++) assert.is((await once('/g128-default.j2k?fsiz=64,64&len=2000')).status, 200);
   await new Promise((r) => setTimeout(r, 100));
   assert.is(sup.heldConnections, 0, 'no connection was handed over or kept');
+  // The worker accepts on several descriptors of the one listening socket (one accept per descriptor per turn).
+  if (existsSync(`/proc/${sup.workerPid}/fd`)) {
+    const inodes = new Map<string, number>();
+    for (const fd of readdirSync(`/proc/${sup.workerPid}/fd`)) {
+      try {
+        const link = readlinkSync(`/proc/${sup.workerPid}/fd/${fd}`);
+        if (link.startsWith('socket:')) inodes.set(link, (inodes.get(link) ?? 0) + 1);
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+    assert.ok(Math.max(...inodes.values()) >= 8, `descriptors of the listening socket in the worker: ${JSON.stringify([...inodes.values()])}`);
+  }
 
   // A keep-alive session: after its first response the supervisor holds its connection.
   const s = new KeepAliveSession(base);
