@@ -6,6 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ImageRegistry } from '../server/images.js';
 import { createJpipServer, type JpipServer } from '../server/server.js';
+import type { ThreadPool } from '../server/thread-pool.js';
 import { FIXTURES } from './helpers.js';
 
 /**
@@ -119,41 +120,57 @@ test('assembly threads give byte-identical answers over the test fixtures and fi
   compare((await script(SMALL, 0)).answers, (await script(SMALL, { indexThreads: 1, assemblyThreads: 1 })).answers, 'fixtures/small');
 });
 
+/**
+ * Kills the only thread of a pool while a response's job waits behind a stalled one: the answer
+ * of a server without threads first (the reference), then the same request to a server with
+ * `opts`, queued behind a stalled job on its one thread, which is then killed.
+ */
+async function killUnderJob(
+  root: string,
+  opts: { indexThreads?: number; assemblyThreads?: number; assemblyMinBytes?: number },
+  poolOf: (s: JpipServer) => Pick<ThreadPool<never, never>, 'threadIds' | 'busy' | 'restarts' | 'kill' | 'stall'>,
+  check: (r: { server: JpipServer; base: string; expected: Answer; got: Answer; before: number }) => Promise<void>,
+): Promise<void> {
+  const q = '?fsiz=256,256&len=100000';
+  const ref = createJpipServer({ root, port: 0, logLevel: 'error', log: () => {} });
+  const expected = await get(`${await ref.listen()}/a.j2k${q}`);
+  await ref.close();
+  const server = createJpipServer({ root, port: 0, ...opts, logLevel: 'error', log: () => {} });
+  const base = await server.listen();
+  const pool = poolOf(server);
+  try {
+    const before = pool.threadIds[0]!;
+    // Keep the only thread busy, queue the response's job behind it, then kill the thread.
+    const stalled = pool.stall(10_000);
+    const answer = get(`${base}/a.j2k${q}`);
+    while (pool.busy < 2) await new Promise((r) => setTimeout(r, 5));
+    await pool.kill(0);
+    assert.is(await stalled, undefined);
+    const got = await answer;
+    assert.is(got.status, 200);
+    assert.ok(got.body.equals(expected.body), 'the answer is the in-thread one');
+    assert.is(pool.restarts, 1);
+    assert.is.not(pool.threadIds[0], before);
+    await check({ server, base, expected, got, before });
+  } finally {
+    await server.close();
+  }
+}
+
 test('a thread that dies is replaced; the response it was indexing for is indexed in-thread, identically', async () => {
   const root = mkdtempSync(join(tmpdir(), 'jpip-threads-'));
   try {
     copyFileSync(join(FIXTURES, 'g256-irrev-8l-cb32.j2k'), join(root, 'a.j2k'));
     copyFileSync(join(FIXTURES, 'g256-irrev-8l-cb32.j2k'), join(root, 'b.j2k'));
-    const q = '?fsiz=256,256&len=100000';
-    const ref = createJpipServer({ root, port: 0, logLevel: 'error', log: () => {} });
-    const expected = await get(`${await ref.listen()}/a.j2k${q}`);
-    await ref.close();
-
-    const server = createJpipServer({ root, port: 0, indexThreads: 1, logLevel: 'error', log: () => {} });
-    const base = await server.listen();
-    const pool = server.indexPool!;
-    try {
-      const before = pool.threadIds[0];
-      // Keep the only thread busy, queue the response's tile job behind it, then kill the thread.
-      const stalled = pool.stall(10_000);
-      const answer = get(`${base}/a.j2k${q}`);
-      while (pool.tilesIndexed + pool.failures === 0 && !(await pendingJob(pool))) await new Promise((r) => setTimeout(r, 5));
-      await pool.kill(0);
-      assert.is(await stalled, undefined);
-      const got = await answer;
-      assert.is(got.status, 200);
-      assert.ok(got.body.equals(expected.body), 'the answer is the in-thread one');
+    await killUnderJob(root, { indexThreads: 1 }, (s) => s.indexPool!, async ({ server, base, expected }) => {
+      const pool = server.indexPool!;
       assert.is(pool.failures, 1);
       assert.is(pool.tilesIndexed, 0);
-      assert.is(pool.restarts, 1);
-      assert.is.not(pool.threadIds[0], before);
       // The new thread works.
-      const again = await get(`${base}/b.j2k${q}`);
+      const again = await get(`${base}/b.j2k?fsiz=256,256&len=100000`);
       assert.ok(again.body.equals(expected.body));
       assert.is(pool.tilesIndexed, 1);
-    } finally {
-      await server.close();
-    }
+    });
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -163,36 +180,15 @@ test('an assembly thread that dies under a chunk is replaced; the main thread re
   const root = mkdtempSync(join(tmpdir(), 'jpip-threads-'));
   try {
     copyFileSync(join(FIXTURES, 'g256-irrev-8l-cb32.j2k'), join(root, 'a.j2k'));
-    const q = '?fsiz=256,256&len=100000';
-    const ref = createJpipServer({ root, port: 0, logLevel: 'error', log: () => {} });
-    const expected = await get(`${await ref.listen()}/a.j2k${q}`);
-    await ref.close();
-
-    const server = createJpipServer({ root, port: 0, assemblyThreads: 1, assemblyMinBytes: 0, logLevel: 'error', log: () => {} });
-    const base = await server.listen();
-    const pool = server.assemblyPool!;
-    try {
-      const before = pool.threadIds[0];
-      // Keep the only thread busy, queue the response's first chunk behind it, then kill the thread.
-      const stalled = pool.stall(10_000);
-      const answer = get(`${base}/a.j2k${q}`);
-      while (pool.busy < 2) await new Promise((r) => setTimeout(r, 5));
-      await pool.kill(0);
-      assert.is(await stalled, undefined);
-      const got = await answer;
-      assert.is(got.status, 200);
-      assert.ok(got.body.equals(expected.body), 'the answer is the in-thread one');
+    await killUnderJob(root, { assemblyThreads: 1, assemblyMinBytes: 0 }, (s) => s.assemblyPool!, async ({ server, base }) => {
+      const pool = server.assemblyPool!;
       assert.is(pool.failures, 1);
-      assert.is(pool.restarts, 1);
-      assert.is.not(pool.threadIds[0], before);
       // The new thread works.
       const chunks = pool.chunks;
       const again = await get(`${base}/a.j2k?fsiz=255,255&len=100000`);
       assert.is(again.status, 200);
       assert.ok(pool.chunks > chunks, 'the new thread filled chunks');
-    } finally {
-      await server.close();
-    }
+    });
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -225,11 +221,6 @@ test('a file cut short on disk while open: the same answer with and without asse
   assert.is(answers[0]![1]!.status, 500, 'the short read is a 500 before any byte of the body');
   compare(answers[0]!, answers[1]!, 'cut file');
 });
-
-/** Whether a request's tile job is queued (the pool's pending map is private: poll through a cheap probe). */
-async function pendingJob(pool: NonNullable<JpipServer['indexPool']>): Promise<boolean> {
-  return (pool as unknown as { pending: Map<string, unknown> }).pending.size > 0;
-}
 
 test('a corrupt image without PLT gets the same answer with and without threads', async () => {
   const root = mkdtempSync(join(tmpdir(), 'jpip-threads-'));
