@@ -4,13 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import yargs from 'yargs';
 import { runCrowd } from '../client-sim/crowd.js';
 import { register as registerBalancer } from '../bin/commands/balancer.js';
-import type { CliIo } from '../bin/io.js';
 import { checkInstances, haproxyConfig, nginxConfig, type BalancedInstance } from '../server/balancer.js';
 import { createJpipServer, type JpipServer } from '../server/server.js';
-import { FIXTURES, freePort } from './helpers.js';
+import { FIXTURES, freePort, runCommand } from './helpers.js';
 
 /**
  * Several instances behind a real load balancer (nginx from Debian; CI installs it): sessions
@@ -145,17 +143,7 @@ lb('a crowd through nginx over two instances; one stops mid-run: no client hangs
 });
 
 lb('jpip-bench balancer prints the config for the instances given, and refuses bad ones in one line', async () => {
-  const run = async (args: string[]): Promise<{ out: string; err: string; code: number }> => {
-    let out = '';
-    let err = '';
-    const io: CliIo = { out: (x) => void (out += `${x}\n`), err: (x) => void (err += `${x}\n`), tty: false };
-    const before = process.exitCode;
-    process.exitCode = 0;
-    await registerBalancer(yargs(), io).strict().exitProcess(false).parseAsync(args);
-    const code = Number(process.exitCode ?? 0);
-    process.exitCode = before;
-    return { out, err, code };
-  };
+  const run = (args: string[]): ReturnType<typeof runCommand> => runCommand(registerBalancer, args);
   const n = await run(['balancer', 'nginx', '--instance', 'I1x=127.0.0.1:8091', '--instance', 'I2x=[::1]:8092', '--listen', '0.0.0.0:8080', '--dir', '/srv/lb']);
   assert.is(n.code, 0, n.err);
   assert.match(n.out, /listen 0\.0\.0\.0:8080;/);

@@ -4,11 +4,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import yargs from 'yargs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { register } from '../bin/commands/conform.js';
-import type { CliIo } from '../bin/io.js';
 import {
   CHECKS,
   DEFAULT_FIXTURE_SET,
@@ -29,7 +27,7 @@ import { loadFixtures } from '../conform/fixtures.js';
 import { HttpConnection, HttpTimeout } from '../conform/http.js';
 import { analyzeStream } from '../conform/stream.js';
 import { createJpipServer, type JpipServer } from '../server/server.js';
-import { FIXTURES, freePort } from './helpers.js';
+import { FIXTURES, freePort, runCommand } from './helpers.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -236,16 +234,8 @@ ours('the CLI exits 1 when a check of the profile fails, 2 when the run cannot s
 
 ours.run();
 
-async function cli(args: string[]): Promise<{ out: string; err: string; code: number }> {
-  let out = '';
-  let err = '';
-  const io: CliIo = { out: (s) => void (out += `${s}\n`), err: (s) => void (err += `${s}\n`), tty: false };
-  const before = process.exitCode;
-  process.exitCode = 0;
-  await register(yargs(), io).strict().exitProcess(false).parseAsync(args);
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = before;
-  return { out, err, code };
+function cli(args: string[]): Promise<{ out: string; err: string; code: number }> {
+  return runCommand(register, args);
 }
 
 // ---------------------------------------------------------------------------

@@ -2,7 +2,10 @@ import { readFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Argv } from 'yargs';
+import yargs from 'yargs';
 import * as assert from 'uvu/assert';
+import type { CliIo } from '../bin/io.js';
 import { J2kError, type J2kErrorCode } from '../jpeg2000/errors.js';
 
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
@@ -69,4 +72,17 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(p));
     });
   });
+}
+
+/** Runs one command of the CLI (its `register`) with `args`: what it printed and its exit code. */
+export async function runCommand(register: (y: Argv, io: CliIo) => Argv, args: string[]): Promise<{ out: string; err: string; code: number }> {
+  let out = '';
+  let err = '';
+  const io: CliIo = { out: (s) => void (out += `${s}\n`), err: (s) => void (err += `${s}\n`), tty: false };
+  const before = process.exitCode;
+  process.exitCode = 0;
+  await register(yargs(), io).strict().exitProcess(false).parseAsync(args);
+  const code = Number(process.exitCode ?? 0);
+  process.exitCode = before;
+  return { out, err, code };
 }

@@ -3,14 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import yargs from 'yargs';
 import { runCrowd } from '../client-sim/crowd.js';
 import { decodeHistogram, encodeHistogram, newLatencyHistogram, recordMs, summarizeLatency } from '../client-sim/measure.js';
 import { MergeError, mergeCrowdResults } from '../client-sim/merge.js';
 import type { CrowdResult } from '../client-sim/results.js';
 import { register as registerReport } from '../bin/commands/report.js';
-import type { CliIo } from '../bin/io.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, runCommand } from './helpers.js';
 
 /**
  * Crowd results of several load-generator processes merged into one (`report --merge`): counts
@@ -107,13 +105,11 @@ m('results of different runs are refused', () => {
 m('jpip-bench report --merge writes the merged result and a page from it', async () => {
   writeFileSync(join(tmp, 'a.json'), JSON.stringify(a));
   writeFileSync(join(tmp, 'b.json'), JSON.stringify(b));
-  let out = '';
-  let err = '';
-  const io: CliIo = { out: (s) => void (out += `${s}\n`), err: (s) => void (err += `${s}\n`), tty: false };
   const dir = join(tmp, 'report');
-  await registerReport(yargs(), io).strict().exitProcess(false).parseAsync(['report', '--merge', join(tmp, 'a.json'), join(tmp, 'b.json'), '--out', dir]);
-  assert.is(err, '');
-  assert.match(out, /merged 2 crowd results/);
+  const ok = await runCommand(registerReport, ['report', '--merge', join(tmp, 'a.json'), join(tmp, 'b.json'), '--out', dir]);
+  assert.is(ok.err, '');
+  assert.is(ok.code, 0);
+  assert.match(ok.out, /merged 2 crowd results/);
   const merged = JSON.parse(readFileSync(join(dir, 'crowd-merged.json'), 'utf8')) as CrowdResult;
   assert.is(merged.totals.responses, a.totals.responses + b.totals.responses);
   assert.is(merged.mergedFrom!.length, 2);
@@ -123,12 +119,9 @@ m('jpip-bench report --merge writes the merged result and a page from it', async
   // Labels merge per label; different settings are one clear line, exit code 1.
   const c = { ...b, settings: { ...b.settings, level: 1 } };
   writeFileSync(join(tmp, 'c.json'), JSON.stringify(c));
-  out = '';
-  const before = process.exitCode;
-  await registerReport(yargs(), io).strict().exitProcess(false).parseAsync(['report', '--merge', `x=${join(tmp, 'a.json')}`, `x=${join(tmp, 'c.json')}`, '--out', dir]);
-  assert.match(err, /cannot merge x: .*settings\.level/);
-  assert.is(process.exitCode, 1);
-  process.exitCode = before;
+  const bad = await runCommand(registerReport, ['report', '--merge', `x=${join(tmp, 'a.json')}`, `x=${join(tmp, 'c.json')}`, '--out', dir]);
+  assert.match(bad.err, /cannot merge x: .*settings\.level/);
+  assert.is(bad.code, 1);
 });
 
 m.run();
