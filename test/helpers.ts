@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
@@ -62,17 +61,8 @@ export function throwsCode(fn: () => unknown, code: J2kErrorCode, msg?: string):
   return err;
 }
 
-/** A TCP port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+/** A TCP port free on 127.0.0.1 right now (the benchmarks' helper). */
+export { freePort } from '../bench/tools.js';
 
 /** Runs one command of the CLI (its `register`) with `args`: what it printed and its exit code. */
 export async function runCommand(register: (y: Argv, io: CliIo) => Argv, args: string[]): Promise<{ out: string; err: string; code: number }> {
