@@ -49,6 +49,8 @@ export class CacheModel {
   private readonly bins = new Map<number | string, number>();
   /** Changes that took bytes away (remove, clear): a window noted as held is trusted only while this is unchanged. */
   private losses = 0;
+  /** Every change of what is held (add that grew a bin, remove, clear). */
+  private changeCount = 0;
   /** Windows noted as wholly held: key -> the EOR reason their last answer ended with, and `losses` then. */
   private done: Map<string, { eor: number; losses: number }> | undefined;
 
@@ -66,7 +68,10 @@ export class CacheModel {
     const k = binKey(codestream, classId, binId);
     const before = this.bins.get(k) ?? 0;
     const now = complete ? COMPLETE : Math.max(before, bytes);
-    if (now !== before) this.bins.set(k, now);
+    if (now !== before) {
+      this.bins.set(k, now);
+      this.changeCount++;
+    }
   }
 
   /** Records that the client no longer holds more than `bytes` of the bin (subtractive model). */
@@ -78,12 +83,14 @@ export class CacheModel {
     else if (bytes < before) this.bins.set(k, bytes);
     else return;
     this.losses++;
+    this.changeCount++;
   }
 
   /** Forgets everything (the target changed). */
   clear(): void {
     this.bins.clear();
     this.losses++;
+    this.changeCount++;
     this.done = undefined;
   }
 
@@ -108,6 +115,11 @@ export class CacheModel {
   windowHeld(key: string): number | undefined {
     const d = this.done?.get(key);
     return d && d.losses === this.losses ? d.eor : undefined;
+  }
+
+  /** A counter of changes of what is held: equal twice, nothing was added or taken away in between. */
+  get changes(): number {
+    return this.changeCount;
   }
 
   /** Number of bins tracked. */

@@ -45,6 +45,7 @@ export interface ServerConfig {
   fileRecheckSeconds: number;
   /** Memory budget of the image block cache that responses read through (0: read the files directly). */
   blockCacheBytes: number;
+  responseCacheBytes: number;
   /** Worker threads that index codestreams without PLT (0: the main thread does; -1: one per core but one). */
   indexThreads: number;
   /** Worker threads that read the image bytes of response chunks (0: the main thread does; -1: one per core but one). */
@@ -97,6 +98,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   indexCacheBytes: 256 * MiB,
   fileRecheckSeconds: 1,
   blockCacheBytes: 32 * MiB,
+  responseCacheBytes: 32 * MiB,
   indexThreads: 0,
   assemblyThreads: 0,
   assemblyMinBytes: 32 * KiB,
@@ -147,6 +149,7 @@ export const CONFIG_SCHEMA: { readonly [K in keyof ServerConfig]: Spec } = {
   indexCacheBytes: { type: 'integer', min: 0, max: 2 ** 48, describe: 'memory budget of the open images\' indexes (least recently used are dropped)' },
   fileRecheckSeconds: { type: 'number', min: 0, max: 3600, describe: 'how long an open image file is trusted unchanged before its size and mtime are checked again (a file replaced on disk is served fresh within this time; 0: checked on every request)' },
   blockCacheBytes: { type: 'integer', min: 0, max: 2 ** 48, describe: 'memory budget of the cache of image file blocks that responses read through (least recently used are dropped; 0: read the files directly)' },
+  responseCacheBytes: { type: 'integer', min: 0, max: 2 ** 48, describe: 'memory budget of whole response bodies kept for clients that hold nothing yet (a new session\'s first window: a flash crowd asks the same); least recently used are dropped, a body over an eighth of it is not kept; 0: every response is produced' },
   indexThreads: { type: 'integer', min: -1, max: 256, describe: 'worker threads that index images without PLT markers (packet-header parsing) off the main thread; 0: none, -1: one per core but one', restart: true },
   assemblyThreads: { type: 'integer', min: -1, max: 256, describe: 'worker threads that read the image bytes of response chunks off the main thread (it plans the response and writes the message headers); 0: none, -1: one per core but one', restart: true },
   assemblyMinBytes: { type: 'integer', min: 0, max: 16 * MiB, describe: 'with assemblyThreads: chunks with fewer image bytes than this are filled on the main thread, through the block cache (0: every chunk goes to a thread)' },

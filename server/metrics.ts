@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BlockCacheStats } from './block-cache.js';
+import type { ResponseCacheStats } from './response-cache.js';
 
 /**
  * The server's Prometheus metrics (prom-client), on a registry of its own so
@@ -18,6 +19,8 @@ export interface MetricSources {
   journalBytes: () => number;
   /** The image block cache's figures (optional: servers without one). */
   blockCache?: () => BlockCacheStats;
+  /** The response cache's figures (optional). */
+  responseCache?: () => ResponseCacheStats;
   /** The index threads' figures (optional: only with indexThreads > 0). */
   indexThreads?: () => { tiles: number; failures: number; restarts: number };
   /** The assembly threads' figures (optional: only with assemblyThreads > 0). */
@@ -88,6 +91,14 @@ export function createMetrics(src: MetricSources, opts: { defaultMetrics?: boole
     counter('jpip_block_cache_hits_total', 'pieces of image files served from the block cache', () => blocks().hits);
     counter('jpip_block_cache_misses_total', 'blocks read from image files into the block cache', () => blocks().misses);
     counter('jpip_block_cache_evictions_total', 'blocks dropped to keep the block cache within its budget', () => blocks().evictions);
+  }
+  const kept = src.responseCache;
+  if (kept) {
+    gauge('jpip_response_cache_bytes', 'bytes of whole response bodies kept for clients that hold nothing yet', () => kept().bytes);
+    gauge('jpip_response_cache_entries', 'response bodies kept', () => kept().entries);
+    counter('jpip_response_cache_hits_total', 'responses to clients holding nothing answered with a kept body', () => kept().hits);
+    counter('jpip_response_cache_misses_total', 'responses to clients holding nothing that had to be produced', () => kept().misses);
+    counter('jpip_response_cache_evictions_total', 'kept response bodies dropped to stay within the budget', () => kept().evictions);
   }
   const threads = src.indexThreads;
   if (threads) {

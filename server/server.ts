@@ -1,4 +1,5 @@
 import { BlockCache } from './block-cache.js';
+import { ResponseCache, ResponseRecorder, cachedPlan } from './response-cache.js';
 import { rejectBusy } from './reject.js';
 import { BufferPool } from './buffer-pool.js';
 import { Slicer } from './slicer.js';
@@ -230,6 +231,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   // HTTPS: every connection is wrapped in TLS before the HTTP layer reads it (server/tls.ts).
   const secure = tlsContext(cfg);
   const blockCache = new BlockCache(cfg.blockCacheBytes);
+  const responseCache = new ResponseCache(cfg.responseCacheBytes);
   const assemblyThreads = cfg.assemblyThreads === -1 ? defaultIndexThreads() : cfg.assemblyThreads;
   const assemblyPool = assemblyThreads > 0 ? new AssemblyPool(assemblyThreads) : undefined;
   const buffers = new BufferPool(undefined, { sharedBytes: assemblyPool ? SHARED_BUFFER_BYTES : 0 });
@@ -273,6 +275,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       indexBytes: () => registry.bytes,
       openFiles: () => registry.openFiles,
       blockCache: () => blockCache.stats(),
+      responseCache: () => responseCache.stats(),
       ...(indexPool ? { indexThreads: () => ({ tiles: indexPool.tilesIndexed, failures: indexPool.failures, restarts: indexPool.restarts }) } : {}),
       ...(assemblyPool ? { assemblyThreads: () => ({ chunks: assemblyPool.chunks, bytes: assemblyPool.bytes, preads: assemblyPool.preads, failures: assemblyPool.failures, restarts: assemblyPool.restarts }) } : {}),
       journalBytes: () => journal?.bytes ?? 0,
@@ -608,9 +611,15 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     const keyOf = (): string => (heldKey ??= windowKey(entry, planned.input));
     if (session) session.active++;
     try {
+      // A client that holds nothing gets what the last one that asked the same got (server/response-cache.ts).
+      const cacheKey = responseCache.enabled && model.size === 0 && jr.metareq === undefined && req.method !== 'HEAD' ? ResponseCache.key(entry, planned.input) : undefined;
+      const hit = cacheKey !== undefined ? responseCache.get(cacheKey) : undefined;
       // Tiles to index from packet headers are parsed on the index threads meanwhile (never throws).
-      if (indexPool) await indexPool.prepare(entry, planned.input);
-      const plan = planResponse(entry, planned.input, model, { chunkSize: cfg.chunkBytes, alloc: (n) => buffers.get(n), deferReads: assemblyPool !== undefined });
+      if (indexPool && !hit) await indexPool.prepare(entry, planned.input);
+      const plan = hit ? cachedPlan(hit) : planResponse(entry, planned.input, model, { chunkSize: cfg.chunkBytes, alloc: (n) => buffers.get(n), deferReads: assemblyPool !== undefined });
+      // The body is kept only if the model stayed empty while it was produced (no other response of the session committed meanwhile).
+      const recorder = cacheKey !== undefined && !hit && model.size === 0 ? new ResponseRecorder((n) => responseCache.fits(n)) : undefined;
+      const changesAtStart = model.changes;
       const v = plan.served.view;
       if (v && jr.fsiz) {
         if (v.modified.fsiz) headers['JPIP-fsiz'] = `${v.fsiz.w},${v.fsiz.h}`;
@@ -644,8 +653,12 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       const fold = gzip ? 'never' : !(session && journal) || secure || ctx.slot < 0 ? 'always' : 'if-nothing-held';
       // Listened to from the start: a folded response closes as soon as it finishes.
       const finished = new Promise<boolean>((resolve) => res.once('close', () => resolve(res.writableFinished)));
-      if (!(await streamBody(res, firstChunk, body, updates, gzip, ctx, fold))) return;
+      if (!(await streamBody(res, firstChunk, body, updates, gzip, ctx, fold, recorder))) return;
       const folded = res.writableEnded;
+      if (recorder && model.changes === changesAtStart) {
+        const kept = recorder.result(plan.served);
+        if (kept) responseCache.put(cacheKey!, kept);
+      }
       // Everything but the last piece of the response (the final empty chunk) is in the kernel.
       // Commit what the client will hold, then send that piece: a client takes the response as
       // received only with it. If this process dies before the response's in-flight flag is
@@ -709,6 +722,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     gzip: boolean,
     ctx: RequestContext,
     fold: 'always' | 'never' | 'if-nothing-held',
+    recorder?: ResponseRecorder,
   ): Promise<boolean> {
     let lastWrite: Promise<void> = Promise.resolve();
     const write = (b: Uint8Array, last = false, buffer?: Uint8Array): boolean => {
@@ -752,6 +766,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         res.cork();
       }
       stats.bytes += chunk.bytes.length;
+      recorder?.add(chunk.bytes, chunk.updates, chunk.eor);
       for (const u of chunk.updates) updates.add(u);
       if (chunk.eor !== undefined) ctx.eor = chunk.eor;
       // Compressed bodies are not pooled: zlib may still read the chunk after write() returns.
@@ -843,6 +858,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       images: registry.openCount,
       indexBytes: registry.bytes,
       blockCacheBytes: blockCache.stats().bytes,
+      responseCacheBytes: responseCache.stats().bytes,
       warmingUp: warm?.running ?? false,
     };
     const local = isLoopback(req.socket.remoteAddress);
@@ -968,6 +984,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       if (!sink) logger.level = next.logLevel;
       registry.setBudgets(next.maxOpenFiles, next.indexCacheBytes);
       blockCache.setBudget(next.blockCacheBytes);
+      responseCache.setBudget(next.responseCacheBytes);
       registry.recheckMs = next.fileRecheckSeconds * 1000;
       sessions.setLimits(next.maxSessions, next.sessionIdleSeconds * 1000);
       if (journal) journal.compactBytes = next.journalCompactBytes;

@@ -1,0 +1,168 @@
+import type { ModelUpdate, ResponseInput, ResponsePlan, ServedWindow } from './responder.js';
+import { windowKey } from './responder.js';
+import type { ImageEntry } from './images.js';
+
+/**
+ * Whole response bodies for clients that hold nothing yet, kept by what decides them.
+ *
+ * What a response sends depends on the image (its version: tids), the request's window, type,
+ * layers, components and byte budget, and the client's cache model. When the model is empty (a new
+ * session's first request, a stateless request, a session that received nothing yet) the body is
+ * the same for everyone who asks the same thing, and a flash crowd asks the same thing: the latest
+ * frame at the viewer's opening window. Such a body is kept once produced, with the model updates
+ * it makes, and the next client gets the same bytes without planning, walking layers or copying
+ * image bytes: the session still records every bin exactly as if the body had been produced for it.
+ *
+ * Least recently used out beyond the byte budget; a body over an eighth of the budget is not kept.
+ * Keys carry the image's version, so a file changed on disk is never answered from here.
+ */
+
+export interface CachedResponse {
+  /** The whole body, EOR included. Shared: never written to. */
+  body: Uint8Array;
+  /** What the client holds afterwards, one update per bin (frozen). */
+  updates: readonly ModelUpdate[];
+  eor: number;
+  served: ServedWindow;
+}
+
+export interface ResponseCacheStats {
+  entries: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+  evictions: number;
+}
+
+/** Bytes counted per entry besides its body (key, updates, objects): a rough, conservative figure. */
+const ENTRY_OVERHEAD = 256;
+const UPDATE_BYTES = 64;
+
+export class ResponseCache {
+  private budget: number;
+  private readonly entries = new Map<string, { value: CachedResponse; bytes: number }>();
+  private held = 0;
+  private hitCount = 0;
+  private missCount = 0;
+  private evictionCount = 0;
+
+  constructor(budget: number) {
+    this.budget = budget;
+  }
+
+  /** False with a zero budget: nothing is looked up or kept. */
+  get enabled(): boolean {
+    return this.budget > 0;
+  }
+
+  /** The cache key of a response to an empty model. */
+  static key(entry: ImageEntry, input: ResponseInput): string {
+    return `${windowKey(entry, input)}|${input.len}|${input.capped ? 1 : 0}`;
+  }
+
+  get(key: string): CachedResponse | undefined {
+    const e = this.entries.get(key);
+    if (!e) {
+      this.missCount++;
+      return undefined;
+    }
+    this.hitCount++;
+    // Most recently used last.
+    this.entries.delete(key);
+    this.entries.set(key, e);
+    return e.value;
+  }
+
+  /** Whether a body of `bytes` may be kept (callers stop collecting one that may not). */
+  fits(bytes: number): boolean {
+    return this.budget > 0 && bytes * 8 <= this.budget;
+  }
+
+  put(key: string, value: CachedResponse): void {
+    const bytes = value.body.length + ENTRY_OVERHEAD + key.length * 2 + value.updates.length * UPDATE_BYTES;
+    if (!this.fits(bytes)) return;
+    const old = this.entries.get(key);
+    if (old) {
+      this.entries.delete(key);
+      this.held -= old.bytes;
+    }
+    this.entries.set(key, { value, bytes });
+    this.held += bytes;
+    this.trim();
+  }
+
+  setBudget(budget: number): void {
+    this.budget = budget;
+    this.trim();
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.held = 0;
+  }
+
+  stats(): ResponseCacheStats {
+    return { entries: this.entries.size, bytes: this.held, hits: this.hitCount, misses: this.missCount, evictions: this.evictionCount };
+  }
+
+  private trim(): void {
+    for (const [key, e] of this.entries) {
+      if (this.held <= this.budget) break;
+      this.entries.delete(key);
+      this.held -= e.bytes;
+      this.evictionCount++;
+    }
+  }
+}
+
+/** A plan that replays a kept response: the same served window, the same body, one chunk. */
+export function cachedPlan(hit: CachedResponse): ResponsePlan {
+  return {
+    served: hit.served,
+    *body() {
+      yield { bytes: hit.body, updates: hit.updates as ModelUpdate[], eor: hit.eor };
+    },
+  };
+}
+
+/**
+ * Collects a response's body as it is written (copies: the chunks' buffers go back to a pool) and
+ * its model updates; `result` is undefined once the body outgrew what the cache would keep.
+ */
+export class ResponseRecorder {
+  private readonly parts: Uint8Array[] = [];
+  private readonly updates: ModelUpdate[] = [];
+  private size = 0;
+  private over = false;
+  private eor: number | undefined;
+
+  private readonly limit: (bytes: number) => boolean;
+
+  constructor(limit: (bytes: number) => boolean) {
+    this.limit = limit;
+  }
+
+  add(bytes: Uint8Array, updates: readonly ModelUpdate[], eor: number | undefined): void {
+    if (this.over) return;
+    this.size += bytes.length;
+    if (!this.limit(this.size)) {
+      this.over = true;
+      this.parts.length = 0;
+      return;
+    }
+    this.parts.push(Uint8Array.prototype.slice.call(bytes));
+    for (const u of updates) this.updates.push({ codestream: u.codestream, classId: u.classId, binId: u.binId, held: u.held });
+    if (eor !== undefined) this.eor = eor;
+  }
+
+  /** The response as kept, or undefined (too big, or it had no end). */
+  result(served: ServedWindow): CachedResponse | undefined {
+    if (this.over || this.eor === undefined) return undefined;
+    const body = Buffer.concat(this.parts, this.size);
+    // One update per bin, the last one (what the client holds after the whole body).
+    const last = new Map<string, ModelUpdate>();
+    for (const u of this.updates) last.set(`${u.codestream}/${u.classId}/${u.binId}`, u);
+    const updates = Object.freeze([...last.values()].map((u) => Object.freeze(u)));
+    return { body, updates, eor: this.eor, served };
+  }
+}

@@ -1,0 +1,193 @@
+import { copyFileSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { COMPLETE } from '../jpip/cache-model.js';
+import { decodeStream } from '../jpip/messages.js';
+import { ResponseCache, ResponseRecorder, type CachedResponse } from '../server/response-cache.js';
+import { createJpipServer, type JpipServer } from '../server/server.js';
+import { FIXTURES, fixtureBytes } from './helpers.js';
+
+const unit = suite('response cache: budget, order, recorder');
+
+const kept = (n: number, eor = 2): CachedResponse => ({ body: new Uint8Array(n), updates: [], eor, served: { view: undefined, layers: undefined } });
+
+unit('keeps bodies within its budget, least recently used out, none over an eighth of it', () => {
+  const c = new ResponseCache(8 * 1024);
+  assert.ok(c.enabled);
+  assert.ok(c.fits(1024));
+  assert.not.ok(c.fits(1025));
+  c.put('too-big', kept(2000));
+  assert.is(c.stats().entries, 0, 'a body over an eighth of the budget is not kept');
+  for (let i = 0; i < 6; i++) c.put(`k${i}`, kept(700));
+  assert.ok(c.get('k0'), 'touched: now the most recently used');
+  for (let i = 6; i < 12; i++) c.put(`k${i}`, kept(700));
+  const s = c.stats();
+  assert.ok(s.bytes <= 8 * 1024, `within the budget (${s.bytes})`);
+  assert.ok(s.evictions > 0);
+  assert.ok(c.get('k0') === undefined || c.get('k11') !== undefined);
+  assert.ok(c.get('k11'), 'the newest is kept');
+  assert.is(c.get('k1'), undefined, 'an old untouched one went first');
+  c.setBudget(0);
+  assert.not.ok(c.enabled);
+  assert.is(c.stats().entries, 0, 'a zero budget drops everything');
+  const hits = c.stats().hits;
+  const misses = c.stats().misses;
+  c.get('nothing');
+  assert.is(c.stats().misses, misses + 1);
+  assert.is(c.stats().hits, hits);
+});
+
+unit('the recorder copies what it is given, keeps the last update per bin, and needs the end', () => {
+  const rec = new ResponseRecorder((n) => n <= 100);
+  const a = Uint8Array.of(1, 2, 3);
+  rec.add(a, [{ codestream: 0, classId: 0, binId: 5, held: 10 }], undefined);
+  a[0] = 9; // a pooled buffer written again after its write completed
+  assert.is(rec.result({ view: undefined, layers: undefined }), undefined, 'no EOR yet: nothing to keep');
+  rec.add(Uint8Array.of(4, 5), [{ codestream: 0, classId: 0, binId: 5, held: COMPLETE }, { codestream: 0, classId: 2, binId: 0, held: COMPLETE }], 4);
+  const r = rec.result({ view: undefined, layers: undefined })!;
+  assert.equal([...r.body], [1, 2, 3, 4, 5]);
+  assert.is(r.eor, 4);
+  assert.equal(
+    r.updates.map((u) => [u.classId, u.binId, u.held]),
+    [
+      [0, 5, COMPLETE],
+      [2, 0, COMPLETE],
+    ],
+  );
+  assert.ok(Object.isFrozen(r.updates) && Object.isFrozen(r.updates[0]), 'shared by every hit: frozen');
+  const big = new ResponseRecorder((n) => n <= 4);
+  big.add(Uint8Array.of(1, 2, 3), [], undefined);
+  big.add(Uint8Array.of(4, 5), [], 2);
+  assert.is(big.result({ view: undefined, layers: undefined }), undefined, 'outgrew the limit: not kept');
+});
+
+unit.run();
+
+const srv = suite('response cache: the same bytes as a server without it, sessions go on exactly');
+
+let root = '';
+let cached: JpipServer;
+let plain: JpipServer;
+let cachedBase = '';
+let plainBase = '';
+
+const IMAGES = ['g256-irrev-8l-cb32.j2k', 'rgb200x150-t64-rpcl-plt-tpr.jp2', 'g200x150-t64-lrcp.j2k', 'rgb160x120-t80x60-pcrl-sop-eph.j2k'];
+
+srv.before(async () => {
+  root = mkdtempSync(join(tmpdir(), 'jpip-rcache-'));
+  for (const f of IMAGES) copyFileSync(join(FIXTURES, f), join(root, f));
+  // Small chunks: kept bodies span several of them when produced.
+  const common = { root, port: 0, chunkBytes: 1024, fileRecheckSeconds: 0, log: () => {} };
+  cached = createJpipServer({ ...common, responseCacheBytes: 4 * 1024 * 1024 });
+  plain = createJpipServer({ ...common, responseCacheBytes: 0 });
+  cachedBase = await cached.listen();
+  plainBase = await plain.listen();
+});
+srv.after(async () => {
+  await cached.close();
+  await plain.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+async function get(base: string, path: string): Promise<{ status: number; headers: Headers; body: Uint8Array }> {
+  const r = await fetch(`${base}${path}`);
+  return { status: r.status, headers: r.headers, body: new Uint8Array(await r.arrayBuffer()) };
+}
+
+async function metric(base: string, name: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const m = new RegExp(`^${name} (\\d+)`, 'm').exec(text);
+  assert.ok(m, `${name} in /metrics`);
+  return Number(m![1]);
+}
+
+/** A viewer's session: opens on a window, then pans and zooms; the bodies of every response. */
+async function session(base: string, image: string): Promise<Uint8Array[]> {
+  const first = await get(base, `/${image}?fsiz=128,128&rsiz=64,64&roff=0,0&type=jpp-stream&len=1500&cnew=http`);
+  assert.is(first.status, 200);
+  const cid = /cid=([^,]+)/.exec(first.headers.get('jpip-cnew') ?? '')![1]!;
+  const bodies = [first.body];
+  for (const q of ['fsiz=128,128&rsiz=64,64&roff=0,0&len=4000', 'fsiz=256,256&rsiz=128,128&roff=64,64&len=3000', 'fsiz=256,256&rsiz=256,256']) {
+    const r = await get(base, `/jpip?cid=${cid}&type=jpp-stream&${q}`);
+    assert.is(r.status, 200);
+    bodies.push(r.body);
+  }
+  await get(base, `/jpip?cclose=${cid}`);
+  return bodies;
+}
+
+srv('new sessions after the first get the kept body, and every later response is what a server without the cache sends', async () => {
+  for (const image of IMAGES) {
+    const reference = await session(plainBase, image);
+    const hitsBefore = await metric(cachedBase, 'jpip_response_cache_hits_total');
+    const produced = await session(cachedBase, image);
+    const replayed = await session(cachedBase, image);
+    const hits = (await metric(cachedBase, 'jpip_response_cache_hits_total')) - hitsBefore;
+    assert.ok(hits >= 1, `${image}: the second session's first window came from the cache (${hits} hits)`);
+    for (const [name, got] of [
+      ['produced', produced],
+      ['replayed', replayed],
+    ] as const) {
+      got.forEach((b, i) => assert.equal(Buffer.from(b).equals(Buffer.from(reference[i]!)), true, `${image}: ${name} response ${i} is byte for byte the uncached server's`));
+    }
+    // The replayed first body is a whole JPP-stream ending in its EOR.
+    const msgs = [...decodeStream(replayed[0]!)];
+    assert.ok(msgs.length > 2, `${image}: messages in the first body`);
+  }
+  assert.ok((await metric(cachedBase, 'jpip_response_cache_entries')) > 0);
+  assert.ok((await metric(cachedBase, 'jpip_response_cache_bytes')) > 0);
+  assert.is(await metric(plainBase, 'jpip_response_cache_entries'), 0, 'responseCacheBytes 0: nothing kept');
+});
+
+srv('stateless requests are answered from it too; a client that says it holds bins is not', async () => {
+  const image = IMAGES[0]!;
+  const q = `/${image}?fsiz=256,256&rsiz=128,128&type=jpp-stream&len=3000`;
+  const a = await get(cachedBase, q);
+  const hitsBefore = await metric(cachedBase, 'jpip_response_cache_hits_total');
+  const b = await get(cachedBase, q);
+  assert.is((await metric(cachedBase, 'jpip_response_cache_hits_total')) - hitsBefore, 1);
+  assert.ok(Buffer.from(a.body).equals(Buffer.from(b.body)));
+  // model= says the client holds the main header: a different answer, produced for it.
+  const withModel = `${q}&model=Hm`;
+  const missesBefore = await metric(cachedBase, 'jpip_response_cache_misses_total');
+  const hitsBefore2 = await metric(cachedBase, 'jpip_response_cache_hits_total');
+  const c = await get(cachedBase, withModel);
+  const ref = await get(plainBase, withModel);
+  assert.is(c.status, 200);
+  assert.ok(Buffer.from(c.body).equals(Buffer.from(ref.body)), 'the same as without the cache');
+  assert.not.ok(Buffer.from(c.body).equals(Buffer.from(a.body)), 'not the kept body');
+  assert.is(await metric(cachedBase, 'jpip_response_cache_hits_total'), hitsBefore2, 'no hit');
+  assert.is(await metric(cachedBase, 'jpip_response_cache_misses_total'), missesBefore, 'not even looked up');
+});
+
+srv('a file changed on disk is answered fresh, never from a body kept for its old version', async () => {
+  const name = 'changing.j2k';
+  const path = join(root, name);
+  copyFileSync(join(FIXTURES, IMAGES[0]!), path);
+  const q = `/${name}?fsiz=128,128&rsiz=128,128&type=jpp-stream&len=2000&cnew=http`;
+  await get(cachedBase, q);
+  const old = await get(cachedBase, q);
+  writeFileSync(path, fixtureBytes(IMAGES[2]!));
+  utimesSync(path, new Date(), new Date(Date.now() + 5000));
+  const fresh = await get(cachedBase, q);
+  const ref = await get(plainBase, q);
+  assert.not.ok(Buffer.from(fresh.body).equals(Buffer.from(old.body)), 'not the old image');
+  assert.ok(Buffer.from(fresh.body).equals(Buffer.from(ref.body)), 'the new image, as the uncached server sends it');
+  assert.is.not(fresh.headers.get('jpip-tid'), old.headers.get('jpip-tid'));
+});
+
+srv('HEAD requests and metadata requests are not answered from it', async () => {
+  const image = IMAGES[1]!;
+  const q = `/${image}?fsiz=64,64&type=jpp-stream&len=2000`;
+  await get(cachedBase, q);
+  const hitsBefore = await metric(cachedBase, 'jpip_response_cache_hits_total');
+  const head = await fetch(`${cachedBase}${q}`, { method: 'HEAD' });
+  assert.is(head.status, 200);
+  const meta = await get(cachedBase, `${q}&metareq=[ihdr]`);
+  assert.is(meta.status, 200);
+  assert.is(await metric(cachedBase, 'jpip_response_cache_hits_total'), hitsBefore);
+});
+
+srv.run();
