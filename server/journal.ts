@@ -267,9 +267,48 @@ export class SessionJournal implements SessionListener {
     return { sessions: bySno.size, records, bytes: b.length, torn };
   }
 
-  private append(payload: Enc): void {
+  /**
+   * Records that may wait for the end of this turn of the event loop (`append(.., true)`): written
+   * together in one system call then, or before any record that may not wait (order is kept).
+   * What they say is already in the session table, so a compaction's snapshot takes them over.
+   */
+  private readonly later: Buffer[] = [];
+  private laterBytes = 0;
+  private laterScheduled = false;
+
+  private append(payload: Enc, later = false): void {
     if (this.fd === undefined) return;
     const rec = frame(payload);
+    if (later) {
+      this.later.push(rec);
+      this.laterBytes += rec.length;
+      if (!this.laterScheduled) {
+        this.laterScheduled = true;
+        setImmediate(() => {
+          this.laterScheduled = false;
+          this.flushLater();
+        });
+      }
+      return;
+    }
+    this.write(this.later.length > 0 ? this.takeLater(rec) : rec);
+  }
+
+  /** Writes the records that were waiting for the end of the turn. */
+  private flushLater(): void {
+    if (this.later.length > 0 && this.fd !== undefined) this.write(this.takeLater());
+  }
+
+  private takeLater(then?: Buffer): Buffer {
+    if (then) this.later.push(then);
+    const all = this.later.length === 1 ? this.later[0]! : Buffer.concat(this.later, this.laterBytes + (then?.length ?? 0));
+    this.later.length = 0;
+    this.laterBytes = 0;
+    return all;
+  }
+
+  private write(rec: Buffer): void {
+    if (this.fd === undefined) return;
     try {
       writeSync(this.fd, rec);
     } catch (e) {
@@ -313,7 +352,10 @@ export class SessionJournal implements SessionListener {
     e.str(s.cid);
     e.str(s.key);
     e.str(s.tid);
-    this.append(e);
+    // A channel id reaches its client in the response that opened it: a response on a connection
+    // the supervisor holds writes its SENT record (which takes this one along) before its last
+    // piece; any other response dies with this process anyway.
+    this.append(e, true);
   }
 
   closed(s: Session): void {
@@ -321,18 +363,22 @@ export class SessionJournal implements SessionListener {
     e.reset();
     e.u8(T_CLOSE);
     e.uv(s.sno);
-    this.append(e);
+    // Lost in a crash, a closed session comes back until it expires again: harmless.
+    this.append(e, true);
   }
 
-  /** The client holds these (a completed response, or its own model= statement). */
-  held(s: Session, updates: readonly HeldUpdate[]): void {
+  /**
+   * The client holds these (a completed response, or its own model= statement). `later`: the
+   * record may wait for the end of this turn (a response whose end is already out).
+   */
+  held(s: Session, updates: readonly HeldUpdate[], later = false): void {
     if (updates.length === 0) return;
     const e = this.enc;
     e.reset();
     e.u8(T_HELD);
     e.uv(s.sno);
     encodeUpdates(e, updates);
-    this.append(e);
+    this.append(e, later);
   }
 
   /**
@@ -381,6 +427,9 @@ export class SessionJournal implements SessionListener {
 
   /** Rewrites the file from the live sessions (atomically: temporary file, then rename). */
   compact(): void {
+    // The snapshot says all that the waiting records say.
+    this.later.length = 0;
+    this.laterBytes = 0;
     const table = this.table;
     const parts: Buffer[] = [MAGIC];
     let total = MAGIC.length;
@@ -428,6 +477,7 @@ export class SessionJournal implements SessionListener {
 
   /** Stops writing; the file stays (a new worker replays it). */
   close(): void {
+    this.flushLater();
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
     if (this.table?.listener === this) this.table.listener = undefined;

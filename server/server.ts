@@ -684,7 +684,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         ended = true;
         ctx.settle();
         if (mark) journal!.responseDone(mark);
-        if (sent && journalAfter) journal!.held(session!, held);
+        if (sent && journalAfter) journal!.held(session!, held, true);
         if (sent || !session) return;
         // The client never got the end of the response: it drops it, so must the session.
         held.forEach((u, i) => {

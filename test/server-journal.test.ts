@@ -258,9 +258,58 @@ journal('a write that fails (disk full, I/O error) turns the journal off without
   // The descriptor goes bad behind the journal's back: the next write fails with EBADF.
   closeSync((j as unknown as { fd: number }).fd);
   const s = t.open('x.jp2', 'tid');
-  assert.not.throws(() => j.opened(s));
+  assert.not.throws(() => j.opened(s), 'waits for the end of the turn');
+  assert.not.throws(() => j.cleared(s), 'written at once, with the waiting record: fails');
   assert.ok(events.includes('journal-failed'));
-  assert.not.throws(() => j.cleared(s), 'later writes are skipped');
+  assert.not.throws(() => j.closed(s), 'later writes are skipped');
+  assert.not.throws(() => j.held(s, [{ codestream: 0, classId: 2, binId: 0, held: COMPLETE }]));
+});
+
+journal('records that may wait go out together at the end of the turn, in order with those that may not', async () => {
+  const t = table();
+  const j = new SessionJournal(dir, { compactBytes: 1 << 30 });
+  j.open(t);
+  const start = j.bytes;
+  // The table tells the journal of opened and closed sessions.
+  const a = t.open('a.jp2', 'tidA');
+  const b = t.open('b.jp2', 'tidB');
+  const upd = [{ codestream: 0, classId: 2, binId: 0, held: COMPLETE }];
+  a.model.add(0, 2, 0, COMPLETE, true);
+  j.held(a, upd, true);
+  assert.is(j.bytes, start, 'nothing written yet');
+  await new Promise((r) => setImmediate(r));
+  const afterTurn = j.bytes;
+  assert.ok(afterTurn > start, 'written at the end of the turn');
+  // A record that may not wait takes the waiting ones along, first.
+  t.close([b.cid]);
+  assert.is(j.bytes, afterTurn);
+  const c = t.open('c.jp2', 'tidC');
+  j.cleared(c);
+  assert.ok(j.bytes > afterTurn, 'written at once, with the waiting ones');
+  j.close();
+  const replayed = table();
+  new SessionJournal(dir, { compactBytes: 1 << 30 }).open(replayed);
+  assert.equal(Object.keys(snapshot(replayed)).sort(), [a.cid, c.cid].sort(), 'b closed, a and c open');
+  assert.equal(snapshot(replayed)[a.cid]!.model, ['0:2:0=all']);
+});
+
+journal('a compaction takes over the waiting records; close writes them', () => {
+  const t = table();
+  const j = new SessionJournal(dir, { compactBytes: 1 << 30 });
+  j.open(t);
+  const a = t.open('a.jp2', 'tidA');
+  a.model.add(0, 2, 0, COMPLETE, true);
+  j.held(a, [{ codestream: 0, classId: 2, binId: 0, held: COMPLETE }], true);
+  j.compact();
+  t.open('b.jp2', 'tidB');
+  j.close();
+  const replayed = table();
+  const r = new SessionJournal(dir, { compactBytes: 1 << 30 }).open(replayed);
+  assert.is(r.torn, false);
+  assert.is(r.sessions, 2, 'each session once: the snapshot, then the record written at close');
+  assert.is(r.records, 3, 'open a, held a (the snapshot), open b: the waiting records were not written again after the snapshot');
+  assert.equal(snapshot(replayed)[a.cid]!.model, ['0:2:0=all']);
+  assert.is(Object.keys(snapshot(replayed)).length, 2);
 });
 
 journal.run();
