@@ -106,7 +106,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   logLevel: 'warn',
   metricsAllowRemote: false,
   viewer: true,
-  workerAccepts: false,
+  workerAccepts: true,
   warmUp: false,
   cidPrefix: null,
   tlsCert: null,
