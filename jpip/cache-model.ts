@@ -44,9 +44,28 @@ function unpackKey(k: number | string): [number, number, number] {
 /** Windows a model remembers as wholly held (the most recent ones). */
 const DONE_WINDOWS = 16;
 
+/** What a model holds as a shared, read-only base (see `CacheModel.adopt`). */
+export interface SharedHoldings {
+  readonly bins: ReadonlyMap<number | string, number>;
+}
+
+/** Holdings to share between models: one entry per bin, the last update of each. */
+export function sharedHoldings(updates: Iterable<{ codestream: number; classId: number; binId: number; held: number }>): SharedHoldings {
+  const bins = new Map<number | string, number>();
+  for (const u of updates) bins.set(binKey(u.codestream, u.classId, u.binId), u.held);
+  return Object.freeze({ bins });
+}
+
 export class CacheModel {
-  /** key -> held bytes (COMPLETE when the client has the whole bin). */
-  private readonly bins = new Map<number | string, number>();
+  /** key -> held bytes (COMPLETE when the client has the whole bin); over `base`, which it overrides. */
+  private bins = new Map<number | string, number>();
+  /**
+   * Holdings shared with other models (clients that were sent the same kept response), never
+   * written: what this model adds goes to `bins`; anything that takes bytes away copies it first.
+   */
+  private base: ReadonlyMap<number | string, number> | undefined;
+  /** Keys of `bins` that are not in `base`. */
+  private own = 0;
   /** Changes that took bytes away (remove, clear): a window noted as held is trusted only while this is unchanged. */
   private losses = 0;
   /** Every change of what is held (add that grew a bin, remove, clear). */
@@ -56,7 +75,8 @@ export class CacheModel {
 
   /** Bytes of the bin the client holds from its start (0 when none). */
   held(codestream: number, classId: number, binId: number): number {
-    return this.bins.get(binKey(codestream, classId, binId)) ?? 0;
+    const k = binKey(codestream, classId, binId);
+    return this.bins.get(k) ?? this.base?.get(k) ?? 0;
   }
 
   isComplete(codestream: number, classId: number, binId: number): boolean {
@@ -66,21 +86,52 @@ export class CacheModel {
   /** Records that the client now holds `bytes` from the start (only grows), or all of it. */
   add(codestream: number, classId: number, binId: number, bytes: number, complete = false): void {
     const k = binKey(codestream, classId, binId);
-    const before = this.bins.get(k) ?? 0;
+    const mine = this.bins.get(k);
+    const before = mine ?? this.base?.get(k) ?? 0;
     const now = complete ? COMPLETE : Math.max(before, bytes);
     if (now !== before) {
+      if (mine === undefined && (this.base === undefined || !this.base.has(k))) this.own++;
       this.bins.set(k, now);
       this.changeCount++;
     }
   }
 
+  /**
+   * An empty model takes `holdings` as what it holds, shared with other models and not copied
+   * (one response body kept for many clients: server/response-cache.ts). Returns false, and
+   * changes nothing, when the model is not empty.
+   */
+  adopt(holdings: SharedHoldings): boolean {
+    if (this.size !== 0) return false;
+    this.base = holdings.bins;
+    this.bins = new Map();
+    this.own = 0;
+    this.changeCount++;
+    return true;
+  }
+
+  /** The shared base becomes this model's own (before anything is taken away). */
+  private unshare(): void {
+    const base = this.base;
+    if (!base) return;
+    const mine = this.bins;
+    this.bins = new Map(base);
+    for (const [k, v] of mine) this.bins.set(k, v);
+    this.base = undefined;
+    this.own = this.bins.size;
+  }
+
   /** Records that the client no longer holds more than `bytes` of the bin (subtractive model). */
   remove(codestream: number, classId: number, binId: number, bytes = 0): void {
     const k = binKey(codestream, classId, binId);
+    if (this.base?.has(k)) this.unshare();
     const before = this.bins.get(k);
     if (before === undefined) return;
-    if (bytes <= 0) this.bins.delete(k);
-    else if (bytes < before) this.bins.set(k, bytes);
+    if (bytes <= 0) {
+      this.bins.delete(k);
+      if (this.base === undefined) this.own = this.bins.size;
+      else this.own--;
+    } else if (bytes < before) this.bins.set(k, bytes);
     else return;
     this.losses++;
     this.changeCount++;
@@ -89,6 +140,8 @@ export class CacheModel {
   /** Forgets everything (the target changed). */
   clear(): void {
     this.bins.clear();
+    this.base = undefined;
+    this.own = 0;
     this.losses++;
     this.changeCount++;
     this.done = undefined;
@@ -124,7 +177,7 @@ export class CacheModel {
 
   /** Number of bins tracked. */
   get size(): number {
-    return this.bins.size;
+    return this.base === undefined ? this.bins.size : this.base.size + this.own;
   }
 
   /** Every tracked bin (for journals and tests). */
@@ -132,6 +185,13 @@ export class CacheModel {
     for (const [k, held] of this.bins) {
       const [cs, cls, id] = unpackKey(k);
       yield { codestream: cs, classId: cls, binId: id, held };
+    }
+    if (this.base) {
+      for (const [k, held] of this.base) {
+        if (this.bins.has(k)) continue;
+        const [cs, cls, id] = unpackKey(k);
+        yield { codestream: cs, classId: cls, binId: id, held };
+      }
     }
   }
 }

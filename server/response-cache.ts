@@ -1,6 +1,7 @@
 import type { ModelUpdate, ResponseInput, ResponsePlan, ServedWindow } from './responder.js';
 import { windowKey } from './responder.js';
 import type { ImageEntry } from './images.js';
+import { sharedHoldings, type SharedHoldings } from '../jpip/cache-model.js';
 
 /**
  * Whole response bodies for clients that hold nothing yet, kept by what decides them.
@@ -22,6 +23,8 @@ export interface CachedResponse {
   body: Uint8Array;
   /** What the client holds afterwards, one update per bin (frozen). */
   updates: readonly ModelUpdate[];
+  /** The same, as an empty session model adopts it (shared by every session it was sent to). */
+  holdings: SharedHoldings;
   eor: number;
   served: ServedWindow;
 }
@@ -36,7 +39,8 @@ export interface ResponseCacheStats {
 
 /** Bytes counted per entry besides its body (key, updates, objects): a rough, conservative figure. */
 const ENTRY_OVERHEAD = 256;
-const UPDATE_BYTES = 64;
+/** An update and its entry in the shared holdings. */
+const UPDATE_BYTES = 120;
 
 export class ResponseCache {
   private budget: number;
@@ -115,12 +119,15 @@ export class ResponseCache {
   }
 }
 
-/** A plan that replays a kept response: the same served window, the same body, one chunk. */
+/**
+ * A plan that replays a kept response: the same served window, the same body, one chunk. Its
+ * model updates are the entry's `updates`, which the caller takes as they are (one per bin).
+ */
 export function cachedPlan(hit: CachedResponse): ResponsePlan {
   return {
     served: hit.served,
     *body() {
-      yield { bytes: hit.body, updates: hit.updates as ModelUpdate[], eor: hit.eor };
+      yield { bytes: hit.body, updates: [], eor: hit.eor };
     },
   };
 }
@@ -163,6 +170,6 @@ export class ResponseRecorder {
     const last = new Map<string, ModelUpdate>();
     for (const u of this.updates) last.set(`${u.codestream}/${u.classId}/${u.binId}`, u);
     const updates = Object.freeze([...last.values()].map((u) => Object.freeze(u)));
-    return { body, updates, eor: this.eor, served };
+    return { body, updates, holdings: sharedHoldings(updates), eor: this.eor, served };
   }
 }

@@ -182,14 +182,30 @@ interface RequestContext {
 /** The updates of a response, one per bin (the last one): bins, not messages, so a big reply stays small here. */
 class HeldByBin {
   private readonly last = new Map<number | string, ModelUpdate>();
+  /** A kept response's updates (one per bin already), taken as they are while nothing else is added. */
+  private kept: readonly HeldUpdate[] | undefined;
+  /** Starts with a kept response's updates (an empty collection only). */
+  preset(list: readonly HeldUpdate[]): void {
+    if (this.last.size === 0 && this.kept === undefined) this.kept = list;
+    else for (const u of list) this.add(u);
+  }
   add(u: ModelUpdate): void {
+    if (this.kept) {
+      for (const k of this.kept) this.last.set(binKey(k.codestream, k.classId, k.binId), k);
+      this.kept = undefined;
+    }
     this.last.set(binKey(u.codestream, u.classId, u.binId), u);
   }
-  list(): HeldUpdate[] {
-    return [...this.last.values()];
+  /** The updates, one per bin; a kept response's own list when nothing was added to it. */
+  list(): readonly HeldUpdate[] {
+    return this.kept ?? [...this.last.values()];
+  }
+  /** Whether `list()` is exactly this kept list. */
+  isKept(list: readonly HeldUpdate[]): boolean {
+    return this.kept === list;
   }
   get size(): number {
-    return this.last.size;
+    return this.kept ? this.kept.length : this.last.size;
   }
 }
 
@@ -644,6 +660,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         return;
       }
       const updates = new HeldByBin();
+      if (hit) updates.preset(hit.updates);
       // The response's end goes out with its last bytes (one system call less) unless the journal
       // must record the response between them (a session's response in a supervised worker).
       // A reply that changes nothing in the session (a cache hit: EOR alone) has nothing to journal:
@@ -664,9 +681,11 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       // received only with it. If this process dies before the response's in-flight flag is
       // cleared, the supervisor finds the journal's SENT record and sends the piece itself.
       const held = updates.list();
-      // What the session held before, to take the commit back if that last piece never leaves.
-      const before = session ? held.map((u) => model.held(u.codestream, u.classId, u.binId)) : [];
-      for (const u of held) model.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
+      // A kept response to a model still empty: the model takes the kept holdings, shared, not copied.
+      const adopted = hit !== undefined && updates.isKept(hit.updates) && model.adopt(hit.holdings);
+      // What the session held before, to take the commit back if that last piece never leaves (nothing, when adopted).
+      const before = session && !adopted ? held.map((u) => model.held(u.codestream, u.classId, u.binId)) : undefined;
+      if (!adopted) for (const u of held) model.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
       if (noting && (ctx.eor === EOR.WINDOW_DONE || ctx.eor === EOR.IMAGE_DONE)) model.noteWindowHeld(keyOf(), ctx.eor);
       let mark: ResponseMark | undefined;
       // With TLS: journaled when its end is out (in done).
@@ -688,8 +707,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         if (sent || !session) return;
         // The client never got the end of the response: it drops it, so must the session.
         held.forEach((u, i) => {
-          model.remove(u.codestream, u.classId, u.binId, before[i]!);
-          journal?.removed(session, u.codestream, u.classId, u.binId, before[i]!);
+          const was = before?.[i] ?? 0;
+          model.remove(u.codestream, u.classId, u.binId, was);
+          journal?.removed(session, u.codestream, u.classId, u.binId, was);
         });
       };
       if (!folded) res.end();

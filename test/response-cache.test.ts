@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { COMPLETE } from '../jpip/cache-model.js';
+import { COMPLETE, CacheModel, sharedHoldings } from '../jpip/cache-model.js';
 import { decodeStream } from '../jpip/messages.js';
 import { ResponseCache, ResponseRecorder, type CachedResponse } from '../server/response-cache.js';
 import { createJpipServer, type JpipServer } from '../server/server.js';
@@ -11,7 +11,7 @@ import { FIXTURES, fixtureBytes } from './helpers.js';
 
 const unit = suite('response cache: budget, order, recorder');
 
-const kept = (n: number, eor = 2): CachedResponse => ({ body: new Uint8Array(n), updates: [], eor, served: { view: undefined, layers: undefined } });
+const kept = (n: number, eor = 2): CachedResponse => ({ body: new Uint8Array(n), updates: [], holdings: sharedHoldings([]), eor, served: { view: undefined, layers: undefined } });
 
 unit('keeps bodies within its budget, least recently used out, none over an eighth of it', () => {
   const c = new ResponseCache(8 * 1024);
@@ -61,6 +61,53 @@ unit('the recorder copies what it is given, keeps the last update per bin, and n
   big.add(Uint8Array.of(1, 2, 3), [], undefined);
   big.add(Uint8Array.of(4, 5), [], 2);
   assert.is(big.result({ view: undefined, layers: undefined }), undefined, 'outgrew the limit: not kept');
+});
+
+unit('models share a kept response\'s holdings until one takes bytes away', () => {
+  const holdings = sharedHoldings([
+    { codestream: 0, classId: 2, binId: 0, held: COMPLETE },
+    { codestream: 0, classId: 0, binId: 7, held: 120 },
+    { codestream: 0, classId: 0, binId: 7, held: 300 },
+    { codestream: 1, classId: 0, binId: 2 ** 30, held: 5 },
+  ]);
+  const a = new CacheModel();
+  const b = new CacheModel();
+  assert.ok(a.adopt(holdings));
+  assert.ok(b.adopt(holdings));
+  assert.is(a.size, 3, 'one per bin, the last update');
+  assert.is(a.held(0, 0, 7), 300);
+  assert.is(a.held(1, 0, 2 ** 30), 5, 'a bin id beyond the packed range');
+  assert.ok(a.isComplete(0, 2, 0));
+  const changes = a.changes;
+  a.add(0, 0, 7, 200);
+  assert.is(a.changes, changes, 'holds more already: no change');
+  a.add(0, 0, 7, 400);
+  a.add(0, 0, 9, 50);
+  assert.is(a.size, 4, 'a grown bin counts once, a new one adds');
+  assert.is(a.held(0, 0, 7), 400);
+  assert.is(b.held(0, 0, 7), 300, 'the other model is untouched');
+  a.remove(0, 0, 7, 100);
+  assert.is(a.held(0, 0, 7), 100);
+  a.remove(0, 2, 0);
+  assert.is(a.held(0, 2, 0), 0);
+  assert.is(a.size, 3);
+  assert.is(b.held(0, 0, 7), 300);
+  assert.ok(b.isComplete(0, 2, 0), 'taking bytes away in one model leaves the shared holdings alone');
+  assert.is(b.size, 3);
+  assert.equal(
+    [...a.entries()].map((e) => `${e.codestream}:${e.classId}:${e.binId}=${e.held === COMPLETE ? 'all' : e.held}`).sort(),
+    ['0:0:7=100', '0:0:9=50', '1:0:1073741824=5'],
+  );
+  b.add(0, 0, 9, 10);
+  assert.equal([...b.entries()].length, 4, 'own bins and shared ones, each once');
+  assert.not.ok(b.adopt(holdings), 'only an empty model adopts');
+  b.clear();
+  assert.is(b.size, 0);
+  assert.is(b.held(0, 0, 7), 0);
+  const c = new CacheModel();
+  c.add(0, 0, 1, 5);
+  assert.not.ok(c.adopt(holdings));
+  assert.is(c.held(0, 0, 7), 0);
 });
 
 unit.run();
