@@ -47,13 +47,24 @@ const DONE_WINDOWS = 16;
 /** What a model holds as a shared, read-only base (see `CacheModel.adopt`). */
 export interface SharedHoldings {
   readonly bins: ReadonlyMap<number | string, number>;
+  /** The same, one update per bin (what journals write). */
+  readonly updates: readonly BinHeld[];
+}
+
+export interface BinHeld {
+  codestream: number;
+  classId: number;
+  binId: number;
+  held: number;
 }
 
 /** Holdings to share between models: one entry per bin, the last update of each. */
-export function sharedHoldings(updates: Iterable<{ codestream: number; classId: number; binId: number; held: number }>): SharedHoldings {
+export function sharedHoldings(updates: Iterable<BinHeld>): SharedHoldings {
+  const last = new Map<number | string, BinHeld>();
+  for (const u of updates) last.set(binKey(u.codestream, u.classId, u.binId), u);
   const bins = new Map<number | string, number>();
-  for (const u of updates) bins.set(binKey(u.codestream, u.classId, u.binId), u.held);
-  return Object.freeze({ bins });
+  for (const [k, u] of last) bins.set(k, u.held);
+  return Object.freeze({ bins, updates: Object.freeze([...last.values()].map((u) => Object.freeze({ codestream: u.codestream, classId: u.classId, binId: u.binId, held: u.held }))) });
 }
 
 export class CacheModel {
@@ -64,6 +75,7 @@ export class CacheModel {
    * written: what this model adds goes to `bins`; anything that takes bytes away copies it first.
    */
   private base: ReadonlyMap<number | string, number> | undefined;
+  private baseHoldings: SharedHoldings | undefined;
   /** Keys of `bins` that are not in `base`. */
   private own = 0;
   /** Changes that took bytes away (remove, clear): a window noted as held is trusted only while this is unchanged. */
@@ -104,6 +116,7 @@ export class CacheModel {
   adopt(holdings: SharedHoldings): boolean {
     if (this.size !== 0) return false;
     this.base = holdings.bins;
+    this.baseHoldings = holdings;
     this.bins = new Map();
     this.own = 0;
     this.changeCount++;
@@ -118,6 +131,7 @@ export class CacheModel {
     this.bins = new Map(base);
     for (const [k, v] of mine) this.bins.set(k, v);
     this.base = undefined;
+    this.baseHoldings = undefined;
     this.own = this.bins.size;
   }
 
@@ -141,6 +155,7 @@ export class CacheModel {
   clear(): void {
     this.bins.clear();
     this.base = undefined;
+    this.baseHoldings = undefined;
     this.own = 0;
     this.losses++;
     this.changeCount++;
@@ -178,6 +193,19 @@ export class CacheModel {
   /** Number of bins tracked. */
   get size(): number {
     return this.base === undefined ? this.bins.size : this.base.size + this.own;
+  }
+
+  /** The holdings this model shares with others (what it adopted and still holds unchanged beneath its own bins). */
+  get shared(): SharedHoldings | undefined {
+    return this.baseHoldings;
+  }
+
+  /** The bins this model holds beyond its shared holdings (all of them when it shares none); each grows a shared one or is new. */
+  *ownEntries(): IterableIterator<BinHeld> {
+    for (const [k, held] of this.bins) {
+      const [cs, cls, id] = unpackKey(k);
+      yield { codestream: cs, classId: cls, binId: id, held };
+    }
   }
 
   /** Every tracked bin (for journals and tests). */

@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { COMPLETE } from '../jpip/cache-model.js';
+import { COMPLETE, sharedHoldings, type SharedHoldings } from '../jpip/cache-model.js';
 import type { Session, SessionListener, SessionTable } from './sessions.js';
 
 /**
@@ -25,6 +25,9 @@ import type { Session, SessionListener, SessionTable } from './sessions.js';
  *   3 REMOVE sno codestream class bin bytes           (subtractive model=)
  *   4 CLEAR  sno tid                                  (model emptied, tid changed)
  *   5 CLOSE  sno
+ *   7 SHARED id n (codestream class bin held+1)*n    (holdings several sessions share: a kept
+ *            response's bins, written once per file, before the first ADOPT naming them)
+ *   8 ADOPT  sno id                                   (an empty model takes SHARED holdings `id`)
  *   6 SENT   sno pid slot seq framing n (codestream class bin held+1)*n
  *            as HELD, for response `seq` on connection slot `slot` of worker
  *            `pid`, written once all of the response but its last piece is in
@@ -50,6 +53,8 @@ const T_REMOVE = 3;
 const T_CLEAR = 4;
 const T_CLOSE = 5;
 const T_SENT = 6;
+const T_SHARED = 7;
+const T_ADOPT = 8;
 /** Bins per HELD record in a snapshot (keeps records small). */
 const SNAPSHOT_BINS_PER_RECORD = 4096;
 /** A record longer than this is taken as corruption. */
@@ -237,6 +242,7 @@ export class SessionJournal implements SessionListener {
 
   private replay(b: Buffer, table: SessionTable): Omit<ReplayResult, 'ms'> {
     const bySno = new Map<number, Session>();
+    const shared = new Map<number, SharedHoldings>();
     let records = 0;
     let torn = false;
     if (b.length < MAGIC.length || !b.subarray(0, MAGIC.length).equals(MAGIC)) {
@@ -256,7 +262,7 @@ export class SessionJournal implements SessionListener {
         break;
       }
       try {
-        applyRecord(new Dec(b.subarray(pos + 8, pos + 8 + len)), table, bySno);
+        applyRecord(new Dec(b.subarray(pos + 8, pos + 8 + len)), table, bySno, shared);
       } catch {
         torn = true;
         break;
@@ -273,6 +279,9 @@ export class SessionJournal implements SessionListener {
    * What they say is already in the session table, so a compaction's snapshot takes them over.
    */
   private readonly later: Buffer[] = [];
+  /** SHARED records in this file (or waiting to be), by holdings; a new file starts a new map. */
+  private sharedIds = new WeakMap<SharedHoldings, number>();
+  private nextSharedId = 1;
   private laterBytes = 0;
   private laterScheduled = false;
 
@@ -382,6 +391,36 @@ export class SessionJournal implements SessionListener {
   }
 
   /**
+   * The client holds a kept response's bins, which its empty model adopted (shared with other
+   * sessions): one ADOPT record, and the SHARED record of the holdings the first time this file
+   * needs it. `later` as for `held`.
+   */
+  adopted(s: Session, holdings: SharedHoldings, later = false): void {
+    const id = this.sharedId(holdings, (rec) => this.append(rec, later));
+    const e = this.enc;
+    e.reset();
+    e.u8(T_ADOPT);
+    e.uv(s.sno);
+    e.uv(id);
+    this.append(e, later);
+  }
+
+  /** The id of `holdings` in this file; `write` gets its SHARED record the first time. */
+  private sharedId(holdings: SharedHoldings, write: (rec: Enc) => void): number {
+    let id = this.sharedIds.get(holdings);
+    if (id === undefined) {
+      id = this.nextSharedId++;
+      this.sharedIds.set(holdings, id);
+      const e = new Enc();
+      e.u8(T_SHARED);
+      e.uv(id);
+      encodeUpdates(e, holdings.updates);
+      write(e);
+    }
+    return id;
+  }
+
+  /**
    * A response's data, all written to the socket but for its last piece,
    * which goes out right after. `responseDone` once it is out (and the
    * response no longer flagged in flight).
@@ -438,6 +477,8 @@ export class SessionJournal implements SessionListener {
       total += b.length;
     };
     const e = new Enc();
+    // A new file: holdings are written again, once, before the first session that adopted them.
+    this.sharedIds = new WeakMap();
     if (table) {
       for (const s of table.all()) {
         e.reset();
@@ -447,6 +488,15 @@ export class SessionJournal implements SessionListener {
         e.str(s.key);
         e.str(s.tid);
         push(frame(e));
+        const shared = s.model.shared;
+        if (shared) {
+          const id = this.sharedId(shared, (rec) => push(frame(rec)));
+          e.reset();
+          e.u8(T_ADOPT);
+          e.uv(s.sno);
+          e.uv(id);
+          push(frame(e));
+        }
         let batch: HeldUpdate[] = [];
         const flush = (): void => {
           if (batch.length === 0) return;
@@ -457,7 +507,7 @@ export class SessionJournal implements SessionListener {
           push(frame(e));
           batch = [];
         };
-        for (const u of s.model.entries()) {
+        for (const u of shared ? s.model.ownEntries() : s.model.entries()) {
           batch.push(u);
           if (batch.length >= SNAPSHOT_BINS_PER_RECORD) flush();
         }
@@ -505,10 +555,35 @@ function readUpdates(d: Dec, s: Session | undefined): void {
   }
 }
 
-function applyRecord(d: Dec, table: SessionTable, bySno: Map<number, Session>): void {
+function readHoldings(d: Dec): SharedHoldings {
+  const n = d.uv();
+  const updates: HeldUpdate[] = [];
+  for (let i = 0; i < n; i++) {
+    const codestream = d.uv();
+    const classId = d.u8();
+    const binId = d.uv();
+    const h = d.uv();
+    updates.push({ codestream, classId, binId, held: h === 0 ? COMPLETE : h - 1 });
+  }
+  return sharedHoldings(updates);
+}
+
+function applyRecord(d: Dec, table: SessionTable, bySno: Map<number, Session>, shared: Map<number, SharedHoldings>): void {
   const type = d.u8();
   const sno = d.uv();
   switch (type) {
+    case T_SHARED:
+      shared.set(sno, readHoldings(d));
+      break;
+    case T_ADOPT: {
+      const id = d.uv();
+      const h = shared.get(id);
+      if (!h) throw new RangeError(`holdings ${id} adopted before they were written`);
+      const s = bySno.get(sno);
+      // A model that holds something already (not written by this server) takes them bin by bin.
+      if (s && !s.model.adopt(h)) for (const u of h.updates) s.model.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
+      break;
+    }
     case T_OPEN: {
       const cid = d.str();
       const key = d.str();

@@ -166,10 +166,8 @@ export class ResponseRecorder {
   result(served: ServedWindow): CachedResponse | undefined {
     if (this.over || this.eor === undefined) return undefined;
     const body = Buffer.concat(this.parts, this.size);
-    // One update per bin, the last one (what the client holds after the whole body).
-    const last = new Map<string, ModelUpdate>();
-    for (const u of this.updates) last.set(`${u.codestream}/${u.classId}/${u.binId}`, u);
-    const updates = Object.freeze([...last.values()].map((u) => Object.freeze(u)));
-    return { body, updates, holdings: sharedHoldings(updates), eor: this.eor, served };
+    // One update per bin, the last one (what the client holds after the whole body), frozen.
+    const holdings = sharedHoldings(this.updates);
+    return { body, updates: holdings.updates, holdings, eor: this.eor, served };
   }
 }

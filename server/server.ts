@@ -703,7 +703,11 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         ended = true;
         ctx.settle();
         if (mark) journal!.responseDone(mark);
-        if (sent && journalAfter) journal!.held(session!, held, true);
+        if (sent && journalAfter) {
+          // Sessions sent the same kept response share one record of its bins in the journal.
+          if (adopted) journal!.adopted(session!, hit!.holdings, true);
+          else journal!.held(session!, held, true);
+        }
         if (sent || !session) return;
         // The client never got the end of the response: it drops it, so must the session.
         held.forEach((u, i) => {

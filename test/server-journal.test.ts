@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { COMPLETE } from '../jpip/cache-model.js';
+import { COMPLETE, sharedHoldings } from '../jpip/cache-model.js';
 import { EOR } from '../jpip/constants.js';
 import { decodeWasm, imagesEqual } from '../client-sim/decode.js';
 import { JOURNAL_FILE, SessionJournal, fnv1a, journaledResponses } from '../server/journal.js';
@@ -248,6 +248,93 @@ journal('in-process crash: a new server on the same state directory takes over t
   await b.close();
   assert.not.ok(existsSync(join(stateDir, JOURNAL_FILE)), 'a normal close ends the sessions');
   client.close();
+});
+
+journal('sessions sent the same kept response: one SHARED record, an ADOPT each; replay and compaction give the same models', () => {
+  const t = table();
+  const j = new SessionJournal(dir, { compactBytes: 1 << 30 });
+  j.open(t);
+  const holdings = sharedHoldings([
+    { codestream: 0, classId: 2, binId: 0, held: COMPLETE },
+    { codestream: 0, classId: 0, binId: 3, held: 150 },
+    { codestream: 0, classId: 0, binId: 300_000, held: 2 ** 40 },
+  ]);
+  const [a, b, c] = ['a.jp2', 'a.jp2', 'a.jp2'].map((k) => t.open(k, 'tidA')) as [Session, Session, Session];
+  for (const s of [a, b, c]) {
+    assert.ok(s.model.adopt(holdings));
+    j.adopted(s, holdings);
+  }
+  // a grows a shared bin and gets a new one; c has one taken away (its model copies the holdings).
+  a.model.add(0, 0, 3, 400);
+  a.model.add(0, 0, 4, 10);
+  j.held(a, [
+    { codestream: 0, classId: 0, binId: 3, held: 400 },
+    { codestream: 0, classId: 0, binId: 4, held: 10 },
+  ]);
+  c.model.remove(0, 0, 3, 100);
+  j.removed(c, 0, 0, 3, 100);
+  const expected = snapshot(t);
+  j.close();
+  const replayed = table();
+  const r = new SessionJournal(dir, { compactBytes: 1 << 30 }).open(replayed);
+  assert.equal(snapshot(replayed), expected);
+  // Records: 3 OPEN, 1 SHARED, 3 ADOPT, 1 HELD, 1 REMOVE (the file as written before the replay).
+  assert.is(r.records, 9);
+  const ra = [...replayed.all()].find((s) => s.cid === a.cid)!;
+  const rb = [...replayed.all()].find((s) => s.cid === b.cid)!;
+  assert.ok(ra.model.shared && ra.model.shared === rb.model.shared, 'the replayed sessions share their holdings again');
+  // The replay compacted the file: again one SHARED record for the sessions that still share.
+  const again = table();
+  const r2 = new SessionJournal(dir, { compactBytes: 1 << 30 }).open(again);
+  assert.equal(snapshot(again), expected);
+  // 3 OPEN, 1 SHARED, 2 ADOPT (a, b), a's own bins (1 HELD), c's bins (1 HELD).
+  assert.is(r2.records, 8);
+});
+
+journal('in-process crash after kept responses: every session goes on; nothing twice, nothing missing', async () => {
+  const root = join(dir, 'root');
+  mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
+  for (const f of ['movie.jpx', 'linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
+  const stateDir = join(dir, 'state');
+  const a = createJpipServer({ root, port: 0, stateDir, logLevel: 'error' });
+  const base = await a.listen();
+  const fields = { stream: [{ from: 0, to: 2, step: 1 }], fsiz: { fx: 128, fy: 128, round: 'round-down' as const }, len: 3000 };
+  const clients = [0, 1, 2].map(() => new KeepAliveSession(base));
+  for (const c of clients) {
+    const first = await c.request({ cnew: ['http'], ...fields }, 'movie/linked.jpx');
+    assert.is(first.status, 200);
+  }
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  assert.match(metrics, /^jpip_response_cache_hits_total 2$/m, 'the second and third sessions were sent the kept response');
+  // One session goes further before the crash.
+  await clients[0]!.request(fields);
+  const cids = clients.map((c) => c.cid);
+  await a.close({ keepJournal: true });
+
+  const b = createJpipServer({ root, port: 0, stateDir, logLevel: 'error' });
+  assert.is(b.recovered?.sessions, 3);
+  const base2 = await b.listen();
+  const frames = movieFrames();
+  for (const [i, c] of clients.entries()) {
+    c.rebase(base2);
+    let rounds = 0;
+    let last;
+    do {
+      last = await c.request(fields);
+      assert.is(last.status, 200, last.text);
+      rounds++;
+    } while (last.eor === EOR.BYTE_LIMIT_REACHED && rounds < 50);
+    assert.is(last.eor, EOR.IMAGE_DONE);
+    assert.is(c.cid, cids[i], 'same channel');
+    assert.equal(c.duplicates(), [], `client ${i}: nothing arrived twice across the restart`);
+    for (const cs of [0, 1, 2]) {
+      const rebuilt = c.jc.reassemble(cs);
+      assert.is(rebuilt.emptyPackets, 0, `client ${i}: nothing missing`);
+      assert.ok(imagesEqual(await decodeWasm(rebuilt.codestream), await decodeWasm(frames[cs]!)), `client ${i}: frame ${cs} decodes exactly`);
+    }
+    c.close();
+  }
+  await b.close();
 });
 
 journal('a write that fails (disk full, I/O error) turns the journal off without throwing', () => {
