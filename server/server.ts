@@ -159,6 +159,8 @@ interface Conn {
   seqs: number[];
   /** No request yet (its socket has the first-request timeout). */
   fresh: boolean;
+  /** What its slot in the flags file says now (0: nothing in flight): written only when it changes. */
+  flagged: number;
 }
 
 interface RequestContext {
@@ -345,7 +347,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       const c = conns.get(socket);
       conns.delete(socket);
       connsById.delete(id);
-      if (c && c.seqs.length > 0) flags?.set(c.slot, 0);
+      if (c) setFlag(c, 0);
       // The supervisor only hears of connections it holds (one this process accepted: once kept).
       if (!c?.own || c.keeping) runtime.onConnectionClosed?.(id);
     });
@@ -356,7 +358,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       rejectBusy(socket, cfg.retryAfterSeconds, draining ? 'the server is shutting down' : undefined);
       return;
     }
-    const conn: Conn = { id, slot, socket, seqs: [], fresh: true, own };
+    const conn: Conn = { id, slot, socket, seqs: [], fresh: true, own, flagged: 0 };
     conns.set(socket, conn);
     connsById.set(id, conn);
     tcp.setNoDelay(true);
@@ -395,7 +397,6 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         req.socket.setTimeout(0);
       }
       conn.seqs.push(ctx.seq);
-      if (conn.seqs.length === 1) flags?.set(conn.slot, ctx.seq);
     }
     activeResponses++;
     if (draining) res.shouldKeepAlive = false;
@@ -407,7 +408,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       const i = conn.seqs.indexOf(ctx.seq);
       if (i >= 0) conn.seqs.splice(i, 1);
       // The next pipelined request (if any) is now the one in flight.
-      if (i === 0) flags?.set(conn.slot, conn.seqs[0] ?? 0);
+      if (i === 0) setFlag(conn, conn.seqs[0] ?? 0);
     };
     // On finish (the last byte is in the kernel) the flag is cleared: the client will get the whole
     // response even if this process dies now.
@@ -442,6 +443,23 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       }
     });
     handle(req, res, ctx).catch((e: unknown) => fail(res, e, req));
+    // The request's in-flight flag: set before any byte of its response goes out (Node writes when
+    // this tick ends, the body comes after an await), unless the response was ended here already
+    // (a bare EOR) and all of it goes to the kernel in that write: then nobody would ever need it,
+    // and two flag writes per request are spared. Were it not all written, the flag is set then.
+    if (conn && conn.slot >= 0 && conn.seqs[0] === ctx.seq) {
+      if (!res.writableEnded) setFlag(conn, ctx.seq);
+      else process.nextTick(() => {
+        if (!settled && conn.seqs[0] === ctx.seq && !res.writableFinished && req.socket.writableLength > 0) setFlag(conn, ctx.seq);
+      });
+    }
+  }
+
+  /** Writes a connection's in-flight flag if it changes. */
+  function setFlag(conn: Conn, seq: number): void {
+    if (conn.flagged === seq) return;
+    conn.flagged = seq;
+    flags?.set(conn.slot, seq);
   }
 
   function fail(res: ServerResponse, e: unknown, req: IncomingMessage): void {
@@ -993,8 +1011,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       const c = connsById.get(id);
       if (!c) return;
       c.slot = slot;
+      c.flagged = 0;
       // A request already in flight on it: flagged from now on (its response is journaled when its end is out).
-      if (c.seqs.length > 0) flags?.set(slot, c.seqs[0]!);
+      if (c.seqs.length > 0) setFlag(c, c.seqs[0]!);
     },
     adopt(socket: Socket, id: number, slot: number, inherited = false): void {
       // As http.Server's own sockets: the HTTP layer decides about half-closed connections.

@@ -189,4 +189,77 @@ worker('a connection inherited from a dead worker may stay idle as keep-alive al
   flags.close();
 });
 
+/** One GET over a raw socket; resolves with the status line, the headers and the chunked body decoded. */
+function chunkedExchange(client: Socket, path: string): Promise<{ head: string; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    let data = Buffer.alloc(0);
+    const onData = (d: Buffer): void => {
+      data = Buffer.concat([data, d]);
+      const end = data.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = data.subarray(0, end).toString('latin1');
+      if (!/transfer-encoding: chunked/i.test(head)) return reject(new Error(`not chunked: ${head}`));
+      const parts: Buffer[] = [];
+      let pos = end + 4;
+      for (;;) {
+        const nl = data.indexOf('\r\n', pos);
+        if (nl < 0) return;
+        const n = parseInt(data.subarray(pos, nl).toString('latin1'), 16);
+        if (data.length < nl + 2 + n + 2) return;
+        if (n === 0) break;
+        parts.push(data.subarray(nl + 2, nl + 2 + n));
+        pos = nl + 2 + n + 2;
+      }
+      client.off('data', onData);
+      resolve({ head, body: Buffer.concat(parts) });
+    };
+    client.on('data', onData);
+    client.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+  });
+}
+
+worker('in-flight flags: written around a response that is produced, not for a bare EOR that went out whole in one write', async () => {
+  const calls: [number, number][] = [];
+  const set = InflightFlags.prototype.set;
+  InflightFlags.prototype.set = function (this: InflightFlags, slot: number, seq: number): void {
+    calls.push([slot, seq]);
+    set.call(this, slot, seq);
+  };
+  try {
+    const fake = fakeChannel();
+    new WorkerHost(fake.channel, { logSink: () => {} });
+    const flagsFile = join(dir, 'flags-eor');
+    const flags = new InflightFlags(flagsFile, 'create');
+    const config = validateConfig([{ root: FIXTURES, port: 0, stateDir: join(dir, 'state-eor'), logLevel: 'error' }]);
+    fake.deliver({ t: 'init', config: { ...config }, flagsFile, restarts: 0, rejected: 0 });
+    const c = await pair();
+    const SLOT = 9;
+    fake.deliver({ t: 'conn', id: 30, slot: SLOT, inherited: false }, c.server);
+    const window = 'fsiz=64,64&type=jpp-stream';
+    const first = await chunkedExchange(c.client, `/g128-default.j2k?${window}&cnew=http`);
+    assert.match(first.head, /^HTTP\/1\.1 200 OK/);
+    const cid = /cid=([^,\r]+)/.exec(first.head)![1]!;
+    assert.ok(first.body.length > 100);
+    assert.equal(first.body.subarray(-3), Buffer.from([0, 2, 0]), 'the window is done (EOR 2)');
+    const mine = (): number[] => calls.filter(([slot]) => slot === SLOT).map(([, seq]) => seq);
+    const produced = mine();
+    assert.is(produced.length, 2, `set, then cleared: ${produced.join(',')}`);
+    assert.ok(produced[0]! > 0 && produced[1] === 0);
+    // The same window again: the session holds it all, the answer is the EOR alone.
+    for (let i = 0; i < 3; i++) {
+      const again = await chunkedExchange(c.client, `/jpip?cid=${cid}&${window}`);
+      assert.match(again.head, /^HTTP\/1\.1 200 OK/);
+      assert.equal([...again.body], [0, 2, 0]);
+    }
+    assert.equal(mine(), produced, 'no flag writes for the bare EORs');
+    assert.equal([...flags.pending()], [], 'nothing flagged once answered');
+    c.client.destroy();
+    fake.deliver({ t: 'drain' });
+    assert.is(await fake.exited, 0);
+    flags.close();
+  } finally {
+    InflightFlags.prototype.set = set;
+  }
+});
+
 worker.run();
