@@ -115,9 +115,9 @@ export class CacheModel {
    */
   adopt(holdings: SharedHoldings): boolean {
     if (this.size !== 0) return false;
+    // Empty (size 0): its own map is empty too and stays.
     this.base = holdings.bins;
     this.baseHoldings = holdings;
-    this.bins = new Map();
     this.own = 0;
     this.changeCount++;
     return true;
