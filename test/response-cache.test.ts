@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -223,6 +223,24 @@ srv('a file changed on disk is answered fresh, never from a body kept for its ol
   assert.not.ok(Buffer.from(fresh.body).equals(Buffer.from(old.body)), 'not the old image');
   assert.ok(Buffer.from(fresh.body).equals(Buffer.from(ref.body)), 'the new image, as the uncached server sends it');
   assert.is.not(fresh.headers.get('jpip-tid'), old.headers.get('jpip-tid'));
+});
+
+srv('a movie whose frames are other files: a frame file changed on disk is not answered from a body kept for its old version', async () => {
+  mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
+  for (const f of ['linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
+  const q = '/movie/linked.jpx?stream=0-2&fsiz=64,64&type=jpp-stream&len=4000';
+  const first = await get(cachedBase, q);
+  const hits0 = await metric(cachedBase, 'jpip_response_cache_hits_total');
+  const again = await get(cachedBase, q);
+  assert.is(await metric(cachedBase, 'jpip_response_cache_hits_total'), hits0 + 1, 'kept');
+  assert.ok(Buffer.from(again.body).equals(Buffer.from(first.body)));
+  // The same bytes, a new version (mtime): the frame's tid changes, so does the key.
+  const frame = join(root, 'movie', 'frames', 'frame 001.jp2');
+  utimesSync(frame, new Date(), new Date(Date.now() + 7000));
+  const after = await get(cachedBase, q);
+  assert.is(after.status, 200);
+  assert.is(await metric(cachedBase, 'jpip_response_cache_hits_total'), hits0 + 1, 'not answered from the old version\'s body');
+  assert.ok(Buffer.from(after.body).equals(Buffer.from((await get(plainBase, q)).body)), 'as the uncached server answers');
 });
 
 srv('HEAD requests and metadata requests are not answered from it', async () => {
