@@ -96,6 +96,7 @@ export function createMetrics(src: MetricSources, opts: { defaultMetrics?: boole
   if (kept) {
     gauge('jpip_response_cache_bytes', 'bytes of whole response bodies kept for clients that hold nothing yet', () => kept().bytes);
     gauge('jpip_response_cache_entries', 'response bodies kept', () => kept().entries);
+    gauge('jpip_response_cache_recording_bytes', 'bytes copied so far of responses being produced to be kept (within the same budget)', () => kept().recording);
     counter('jpip_response_cache_hits_total', 'responses to clients holding nothing answered with a kept body', () => kept().hits);
     counter('jpip_response_cache_misses_total', 'responses to clients holding nothing that had to be produced', () => kept().misses);
     counter('jpip_response_cache_evictions_total', 'kept response bodies dropped to stay within the budget', () => kept().evictions);

@@ -32,6 +32,8 @@ export interface CachedResponse {
 export interface ResponseCacheStats {
   entries: number;
   bytes: number;
+  /** Bytes copied by the recordings of responses being produced now. */
+  recording: number;
   hits: number;
   misses: number;
   evictions: number;
@@ -49,6 +51,10 @@ export class ResponseCache {
   private hitCount = 0;
   private missCount = 0;
   private evictionCount = 0;
+  /** Keys being recorded now (one recording per key: a crowd asking the same window at once copies it once). */
+  private readonly recording = new Set<string>();
+  /** Bytes the recordings under way have copied (within the budget too, whatever their number). */
+  private recordingBytes = 0;
 
   constructor(budget: number) {
     this.budget = budget;
@@ -77,9 +83,41 @@ export class ResponseCache {
     return e.value;
   }
 
-  /** Whether a body of `bytes` may be kept (callers stop collecting one that may not). */
+  /** Whether a body of `bytes` may be kept. */
   fits(bytes: number): boolean {
     return this.budget > 0 && bytes * 8 <= this.budget;
+  }
+
+  /**
+   * A recorder for the response to `key` about to be produced; undefined when the cache is off or
+   * that key is being recorded already. Release it (`ResponseRecorder.release`) in every case.
+   */
+  record(key: string): ResponseRecorder | undefined {
+    if (!this.enabled || this.recording.has(key)) return undefined;
+    this.recording.add(key);
+    return new ResponseRecorder(this, key);
+  }
+
+  /** A recorder whose copy would grow to `total` by `more` bytes: false if it may not (too big, or the recordings' share is spent). */
+  reserve(total: number, more: number): boolean {
+    if (!this.fits(total) || this.recordingBytes + more > this.budget) return false;
+    this.recordingBytes += more;
+    return true;
+  }
+
+  /** A recorder freed `bytes` of its copy. */
+  free(bytes: number): void {
+    this.recordingBytes -= bytes;
+  }
+
+  /** A recording ended: its key may be recorded again. */
+  ended(key: string): void {
+    this.recording.delete(key);
+  }
+
+  /** Bytes copied by recordings under way (0 when none). */
+  get recordingNow(): number {
+    return this.recordingBytes;
   }
 
   put(key: string, value: CachedResponse): void {
@@ -106,7 +144,7 @@ export class ResponseCache {
   }
 
   stats(): ResponseCacheStats {
-    return { entries: this.entries.size, bytes: this.held, hits: this.hitCount, misses: this.missCount, evictions: this.evictionCount };
+    return { entries: this.entries.size, bytes: this.held, recording: this.recordingBytes, hits: this.hitCount, misses: this.missCount, evictions: this.evictionCount };
   }
 
   private trim(): void {
@@ -134,40 +172,71 @@ export function cachedPlan(hit: CachedResponse): ResponsePlan {
 
 /**
  * Collects a response's body as it is written (copies: the chunks' buffers go back to a pool) and
- * its model updates; `result` is undefined once the body outgrew what the cache would keep.
+ * its model updates, within what the cache lets it copy; it gives up (and frees its copy) once the
+ * body outgrows that. `keep` puts the finished response in the cache; `release` ends the recording
+ * either way (call it in every case: it frees the key and the bytes).
  */
 export class ResponseRecorder {
   private readonly parts: Uint8Array[] = [];
   private readonly updates: ModelUpdate[] = [];
   private size = 0;
   private over = false;
+  private released = false;
   private eor: number | undefined;
+  private readonly cache: ResponseCache;
+  private readonly key: string;
 
-  private readonly limit: (bytes: number) => boolean;
-
-  constructor(limit: (bytes: number) => boolean) {
-    this.limit = limit;
+  constructor(cache: ResponseCache, key: string) {
+    this.cache = cache;
+    this.key = key;
   }
 
   add(bytes: Uint8Array, updates: readonly ModelUpdate[], eor: number | undefined): void {
-    if (this.over) return;
-    this.size += bytes.length;
-    if (!this.limit(this.size)) {
-      this.over = true;
-      this.parts.length = 0;
+    if (this.over || this.released) return;
+    if (!this.cache.reserve(this.size + bytes.length, bytes.length)) {
+      this.giveUp();
       return;
     }
+    this.size += bytes.length;
     this.parts.push(Uint8Array.prototype.slice.call(bytes));
     for (const u of updates) this.updates.push({ codestream: u.codestream, classId: u.classId, binId: u.binId, held: u.held });
     if (eor !== undefined) this.eor = eor;
   }
 
-  /** The response as kept, or undefined (too big, or it had no end). */
+  /** The response as it would be kept, or undefined (given up, or it had no end). */
   result(served: ServedWindow): CachedResponse | undefined {
-    if (this.over || this.eor === undefined) return undefined;
+    if (this.over || this.released || this.eor === undefined) return undefined;
     const body = Buffer.concat(this.parts, this.size);
     // One update per bin, the last one (what the client holds after the whole body), frozen.
     const holdings = sharedHoldings(this.updates);
     return { body, updates: holdings.updates, holdings, eor: this.eor, served };
+  }
+
+  /** Keeps the recorded response in the cache (when it is whole) and ends the recording. */
+  keep(served: ServedWindow): void {
+    const r = this.result(served);
+    this.release();
+    if (r) this.cache.put(this.key, r);
+  }
+
+  /** Ends the recording (the key may be recorded again; the copied bytes are freed). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.drop();
+    this.cache.ended(this.key);
+  }
+
+  /** Gives up: the copy is freed now; the key stays taken until release (the same too-big body is not recorded twice at once). */
+  private giveUp(): void {
+    this.over = true;
+    this.drop();
+  }
+
+  private drop(): void {
+    this.cache.free(this.size);
+    this.size = 0;
+    this.parts.length = 0;
+    this.updates.length = 0;
   }
 }

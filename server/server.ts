@@ -644,6 +644,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     let heldKey: string | undefined;
     const keyOf = (): string => (heldKey ??= windowKey(entry, planned.input));
     if (session) session.active++;
+    let recorder: ResponseRecorder | undefined;
     try {
       // A client that holds nothing gets what the last one that asked the same got (server/response-cache.ts).
       const cacheKey = responseCache.enabled && model.size === 0 && jr.metareq === undefined && req.method !== 'HEAD' ? ResponseCache.key(entry, planned.input) : undefined;
@@ -652,7 +653,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       if (indexPool && !hit) await indexPool.prepare(entry, planned.input);
       const plan = hit ? cachedPlan(hit) : planResponse(entry, planned.input, model, { chunkSize: cfg.chunkBytes, alloc: (n) => buffers.get(n), deferReads: assemblyPool !== undefined });
       // The body is kept only if the model stayed empty while it was produced (no other response of the session committed meanwhile).
-      const recorder = cacheKey !== undefined && !hit && model.size === 0 ? new ResponseRecorder((n) => responseCache.fits(n)) : undefined;
+      recorder = cacheKey !== undefined && !hit && model.size === 0 ? responseCache.record(cacheKey) : undefined;
       const changesAtStart = model.changes;
       const v = plan.served.view;
       if (v && jr.fsiz) {
@@ -690,10 +691,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       const finished = new Promise<boolean>((resolve) => res.once('close', () => resolve(res.writableFinished)));
       if (!(await streamBody(res, firstChunk, body, updates, gzip, ctx, fold, recorder))) return;
       const folded = res.writableEnded;
-      if (recorder && model.changes === changesAtStart) {
-        const kept = recorder.result(plan.served);
-        if (kept) responseCache.put(cacheKey!, kept);
-      }
+      if (recorder && model.changes === changesAtStart) recorder.keep(plan.served);
       // Everything but the last piece of the response (the final empty chunk) is in the kernel.
       // Commit what the client will hold, then send that piece: a client takes the response as
       // received only with it. If this process dies before the response's in-flight flag is
@@ -743,6 +741,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       }
       if (await finished) stats.responses++;
     } finally {
+      recorder?.release();
       if (session) {
         session.active--;
         sessions.touch(session);

@@ -1,4 +1,5 @@
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -8,6 +9,7 @@ import { decodeStream } from '../jpip/messages.js';
 import { ResponseCache, ResponseRecorder, type CachedResponse } from '../server/response-cache.js';
 import { createJpipServer, type JpipServer } from '../server/server.js';
 import { FIXTURES, fixtureBytes } from './helpers.js';
+import { writeBigMovie } from './supervisor-client.js';
 
 const unit = suite('response cache: budget, order, recorder');
 
@@ -39,14 +41,21 @@ unit('keeps bodies within its budget, least recently used out, none over an eigh
   assert.is(c.stats().hits, hits);
 });
 
-unit('the recorder copies what it is given, keeps the last update per bin, and needs the end', () => {
-  const rec = new ResponseRecorder((n) => n <= 100);
+unit('the recorder copies what it is given, keeps the last update per bin, needs the end, and records a key once at a time', () => {
+  const c = new ResponseCache(64 * 1024); // bodies up to 8 KiB
+  const served = { view: undefined, layers: undefined };
+  const rec = c.record('k')!;
+  assert.ok(rec);
+  assert.is(c.record('k'), undefined, 'the same key is not recorded twice at once');
   const a = Uint8Array.of(1, 2, 3);
   rec.add(a, [{ codestream: 0, classId: 0, binId: 5, held: 10 }], undefined);
   a[0] = 9; // a pooled buffer written again after its write completed
-  assert.is(rec.result({ view: undefined, layers: undefined }), undefined, 'no EOR yet: nothing to keep');
+  assert.is(c.recordingNow, 3);
+  assert.is(rec.result(served), undefined, 'no EOR yet: nothing to keep');
   rec.add(Uint8Array.of(4, 5), [{ codestream: 0, classId: 0, binId: 5, held: COMPLETE }, { codestream: 0, classId: 2, binId: 0, held: COMPLETE }], 4);
-  const r = rec.result({ view: undefined, layers: undefined })!;
+  rec.keep(served);
+  assert.is(c.recordingNow, 0, 'the copy is the cache\'s now, not the recording\'s');
+  const r = c.get('k')!;
   assert.equal([...r.body], [1, 2, 3, 4, 5]);
   assert.is(r.eor, 4);
   assert.equal(
@@ -57,10 +66,28 @@ unit('the recorder copies what it is given, keeps the last update per bin, and n
     ],
   );
   assert.ok(Object.isFrozen(r.updates) && Object.isFrozen(r.updates[0]), 'shared by every hit: frozen');
-  const big = new ResponseRecorder((n) => n <= 4);
-  big.add(Uint8Array.of(1, 2, 3), [], undefined);
-  big.add(Uint8Array.of(4, 5), [], 2);
-  assert.is(big.result({ view: undefined, layers: undefined }), undefined, 'outgrew the limit: not kept');
+  rec.release();
+  assert.ok(c.record('k'), 'recorded again once released');
+});
+
+unit('recordings give up beyond what one body may be, and all of them together within the budget', () => {
+  const c = new ResponseCache(64 * 1024); // bodies up to 8 KiB
+  const served = { view: undefined, layers: undefined };
+  const big = c.record('big')!;
+  big.add(new Uint8Array(5000), [], undefined);
+  big.add(new Uint8Array(5000), [], 2);
+  assert.is(c.recordingNow, 0, 'gave up: its copy is freed at once');
+  assert.is(c.record('big'), undefined, 'the key stays taken until the response ends');
+  big.keep(served);
+  assert.is(c.get('big'), undefined, 'too big: not kept');
+  assert.ok(c.record('big'), 'free again');
+  const many = Array.from({ length: 9 }, (_, i) => c.record(`k${i}`)!);
+  for (const r of many) r.add(new Uint8Array(7500), [], 2);
+  assert.ok(c.recordingNow <= 64 * 1024, `recordings within the budget (${c.recordingNow})`);
+  assert.is(many[8]!.result(served), undefined, 'the one that did not fit gave up');
+  assert.ok(many[0]!.result(served), 'the others go on');
+  for (const r of many) r.release();
+  assert.is(c.recordingNow, 0);
 });
 
 unit('models share a kept response\'s holdings until one takes bytes away', () => {
@@ -241,6 +268,61 @@ srv('a movie whose frames are other files: a frame file changed on disk is not a
   assert.is(after.status, 200);
   assert.is(await metric(cachedBase, 'jpip_response_cache_hits_total'), hits0 + 1, 'not answered from the old version\'s body');
   assert.ok(Buffer.from(after.body).equals(Buffer.from((await get(plainBase, q)).body)), 'as the uncached server answers');
+});
+
+srv('a client that leaves while its response is produced leaves nothing recorded behind; the window is kept later', async () => {
+  const image = IMAGES[2]!;
+  const path = `/${image}?fsiz=200,150&type=jpp-stream&len=60000`;
+  const port = Number(new URL(cachedBase).port);
+  for (let i = 0; i < 5; i++) {
+    await new Promise<void>((resolve) => {
+      const sock = connect(port, '127.0.0.1', () => {
+        sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        sock.destroy();
+        resolve();
+      });
+      sock.on('error', () => resolve());
+    });
+  }
+  for (let i = 0; i < 100 && (await metric(cachedBase, 'jpip_response_cache_recording_bytes')) !== 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.is(await metric(cachedBase, 'jpip_response_cache_recording_bytes'), 0, 'no copy left behind');
+  const a = await get(cachedBase, path);
+  const hits = await metric(cachedBase, 'jpip_response_cache_hits_total');
+  const b = await get(cachedBase, path);
+  assert.is(await metric(cachedBase, 'jpip_response_cache_hits_total'), hits + 1, 'kept (the key was not left taken)');
+  assert.ok(Buffer.from(a.body).equals(Buffer.from(b.body)));
+  assert.ok(Buffer.from(b.body).equals(Buffer.from((await get(plainBase, path)).body)));
+});
+
+srv('a response cut while it is recorded (the client stopped reading, then left) frees its copy and its key', async () => {
+  const movie = join(root, 'big.jpx');
+  writeBigMovie(movie, 2500); // ~8 MB for all frames: more than a loopback connection buffers
+  const big = createJpipServer({ root, port: 0, fileRecheckSeconds: 0, responseCacheBytes: 256 * 1024 * 1024, log: () => {} });
+  const base = await big.listen();
+  try {
+    const path = '/big.jpx?stream=0-2499&fsiz=128,128&type=jpp-stream&len=67108864';
+    const port = Number(new URL(base).port);
+    const sock = connect(port, '127.0.0.1');
+    sock.on('error', () => {});
+    await new Promise((r) => sock.once('connect', r));
+    sock.pause();
+    sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    let recording = 0;
+    for (let i = 0; i < 200 && recording === 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      recording = await metric(base, 'jpip_response_cache_recording_bytes');
+    }
+    assert.ok(recording > 0, 'being recorded while the client does not read');
+    sock.destroy();
+    for (let i = 0; i < 200 && (await metric(base, 'jpip_response_cache_recording_bytes')) !== 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.is(await metric(base, 'jpip_response_cache_recording_bytes'), 0, 'the cut response\'s copy is freed');
+    assert.is(await metric(base, 'jpip_response_cache_entries'), 0, 'a cut response is not kept');
+    const whole = await get(base, path);
+    assert.ok(whole.body.length > 4 * 1024 * 1024);
+    assert.is(await metric(base, 'jpip_response_cache_entries'), 1, 'the same window recorded again and kept: its key was freed');
+  } finally {
+    await big.close();
+  }
 });
 
 srv('HEAD requests and metadata requests are not answered from it', async () => {
