@@ -14,8 +14,10 @@
  * - small: the same with len=20000 (~20 KB replies).
  * - hits:  keep-alive connections on 8 sessions that already hold the window: each reply is an
  *          EOR alone; nginx: a range of the same few bytes, keep-alive.
- * Our server runs as deployed (supervisor + worker: every new connection is handed from one to
- * the other) and, to measure what that hand-off costs, in a single process.
+ * Our server runs as deployed (`jpip-bench serve`: supervisor + worker, the worker accepting new
+ * connections itself; JPIP_BENCH_WORKER_ACCEPTS=false to measure the hand-off of every connection
+ * instead) and, to measure what supervision costs, in a single process. Other server settings go
+ * through JPIP_BENCH_* variables (JPIP_BENCH_RESPONSE_CACHE_BYTES=0: every response produced).
  *
  * Needs nginx, wrk and opj_compress: installed with apt-get when missing and running as root
  * (Debian: nginx-light, wrk, libopenjp2-tools); otherwise the script says what to install.
@@ -274,7 +276,7 @@ async function main(): Promise<void> {
   if (b) console.log(`target (issue #9) big windows >= ${TARGETS.big} of nginx: ${b.ratio.toFixed(2)} ${b.ratio >= TARGETS.big ? 'MET' : 'not met'}`);
   if (sm) console.log(`target (issue #9) small windows >= ${TARGETS.small} of nginx: ${sm.ratio.toFixed(2)} ${sm.ratio >= TARGETS.small ? 'MET' : 'not met'}`);
   if (h) console.log(`target (issue #9) cache hits >= ${fmt(TARGETS.hitsPerSecond)}/s: ${fmt(h.ours)}/s ${h.ours >= TARGETS.hitsPerSecond ? 'MET' : 'not met'}`);
-  if (b && sm) console.log(`hand-off of new connections (supervised / single process): big ${(b.ours / b.single).toFixed(2)}, small ${(sm.ours / sm.single).toFixed(2)}`);
+  if (b && sm) console.log(`supervision (supervised / single process): big ${(b.ours / b.single).toFixed(2)}, small ${(sm.ours / sm.single).toFixed(2)}`);
   console.log(`peak RSS: ours (supervisor + worker) ${(memory.oursPeakRss / 2 ** 20).toFixed(0)} MB, single process ${(memory.singlePeakRss / 2 ** 20).toFixed(0)} MB, nginx (all processes) ${(memory.nginxPeakRss / 2 ** 20).toFixed(0)} MB`);
   const jsonOut = process.env['BENCH_JSON'];
   if (jsonOut) writeFileSync(jsonOut, JSON.stringify({ date: new Date().toISOString(), seconds: SECONDS, rounds: ROUNDS, connections: CONNECTIONS, summary, memory }, null, 2));
