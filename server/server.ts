@@ -19,7 +19,7 @@ import { ImageRegistry, type ImageEntry } from './images.js';
 import { SessionJournal, type HeldUpdate, type ReplayResult, type ResponseMark } from './journal.js';
 import { createLogger, type Logger, type RequestLogEntry } from './log.js';
 import { createMetrics, isLoopback, type ServerMetrics } from './metrics.js';
-import { applyModel, planRequest } from './request-plan.js';
+import { applyModel, planRequest, type PlannedRequest } from './request-plan.js';
 import { performReads, planResponse, windowKey, type BodyChunk, type ModelUpdate } from './responder.js';
 import { AssemblyPool } from './assembly-pool.js';
 import { IndexPool, defaultIndexThreads } from './index-pool.js';
@@ -163,6 +163,17 @@ interface Conn {
   flagged: number;
 }
 
+/** A request's plan on one image version, kept (see plannedFor in createJpipServer). */
+interface PlanMemo {
+  defaultLen: number;
+  maxLen: number;
+  planned: PlannedRequest;
+  /** Every codestream of the plan is in the image's own file. */
+  local: boolean;
+  /** The kept-response key (local plans only). */
+  key?: string | undefined;
+}
+
 interface RequestContext {
   reqId: string;
   /** Request sequence number (in the flags file and the journal's SENT records). */
@@ -273,6 +284,10 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   const conns = new Map<Socket, Conn>();
   const connsById = new Map<number, Conn>();
   const parsedQueries = new Map<string, JpipRequest>();
+  const planMemos = new WeakMap<ImageEntry, WeakMap<JpipRequest, PlanMemo>>();
+  /** Children of the responses-by-status and EOR-by-reason counters (see labelled). */
+  const byStatus = new Map<number, { inc(): void }>();
+  const byEor = new Map<number, { inc(): void }>();
   /** workerAccepts: ids of the connections this process accepts (apart from the supervisor's, and from other workers'). */
   let ownIds = process.pid * 2 ** 30 + 2 ** 40;
   let activeResponses = 0;
@@ -426,10 +441,10 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       const cut = !res.writableFinished;
       const status = res.statusCode;
       const seconds = (performance.now() - ctx.t0) / 1000;
-      metrics.responses.inc({ status: String(status) });
+      labelled(byStatus, metrics.responses, status).inc();
       metrics.duration.observe(seconds);
       metrics.bodyBytes.inc(ctx.bytes);
-      if (ctx.eor !== undefined && !cut) metrics.eor.inc({ reason: String(ctx.eor) });
+      if (ctx.eor !== undefined && !cut) labelled(byEor, metrics.eor, ctx.eor).inc();
       if (cut) metrics.cutResponses.inc({ why: ctx.cutWhy ?? (draining ? 'drain' : 'client') });
       if (logger.isLevelEnabled('info')) {
         const line: RequestLogEntry = { reqId: ctx.reqId, method: req.method ?? '?', cid: ctx.cid, target: ctx.target, status, bytes: ctx.bytes, eor: ctx.eor, ms: Math.round(seconds * 1e6) / 1000 };
@@ -460,6 +475,16 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     if (conn.flagged === seq) return;
     conn.flagged = seq;
     flags?.set(conn.slot, seq);
+  }
+
+  /** A labelled counter's child for one label value, looked up once (prom-client hashes the labels of every `inc` otherwise). */
+  function labelled(children: Map<number, { inc(): void }>, counter: { labels(value: string): { inc(): void } }, value: number): { inc(): void } {
+    let c = children.get(value);
+    if (!c) {
+      c = counter.labels(String(value));
+      children.set(value, c);
+    }
+    return c;
   }
 
   function fail(res: ServerResponse, e: unknown, req: IncomingMessage): void {
@@ -587,7 +612,8 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     /** A channel this request opened: closed again if the request fails before its answer starts. */
     let openedHere: Session | undefined;
     let model: CacheModel;
-    let planned: ReturnType<typeof planRequest>;
+    let planned: PlannedRequest;
+    let memo: PlanMemo;
     try {
       if (session && session.tid !== entry.tid) {
         // The file changed on disk since the client's data was sent: start over.
@@ -614,7 +640,8 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         if (session) journal?.cleared(session);
       }
 
-      planned = planRequest(jr, entry, { defaultLen: cfg.defaultLenBytes, maxLen: cfg.maxLenBytes });
+      memo = plannedFor(jr, entry);
+      planned = memo.planned;
       if (session && journal && jr.model) {
         const rec = new RecordingModel(model);
         applyModel(jr, entry, rec, planned.input.codestreams);
@@ -623,11 +650,13 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       } else {
         applyModel(jr, entry, model, planned.input.codestreams);
       }
-      for (const i of planned.input.codestreams) {
-        const owner = entry.codestream(i).owner;
-        if (!owners.has(owner)) {
-          registry.acquire(owner);
-          owners.add(owner);
+      if (!memo.local) {
+        for (const i of planned.input.codestreams) {
+          const owner = entry.codestream(i).owner;
+          if (!owners.has(owner)) {
+            registry.acquire(owner);
+            owners.add(owner);
+          }
         }
       }
       handedOff = true;
@@ -647,7 +676,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     let recorder: ResponseRecorder | undefined;
     try {
       // A client that holds nothing gets what the last one that asked the same got (server/response-cache.ts).
-      const cacheKey = responseCache.enabled && model.size === 0 && jr.metareq === undefined && req.method !== 'HEAD' ? ResponseCache.key(entry, planned.input) : undefined;
+      const cacheKey = responseCache.enabled && model.size === 0 && jr.metareq === undefined && req.method !== 'HEAD' ? keptKey(memo, entry) : undefined;
       const hit = cacheKey !== undefined ? responseCache.get(cacheKey) : undefined;
       // Tiles to index from packet headers are parsed on the index threads meanwhile (never throws).
       if (indexPool && !hit) await indexPool.prepare(entry, planned.input);
@@ -936,6 +965,34 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
    * requests are never changed after parsing (deep-frozen here, so that nothing can), and a query
    * that does not parse is not kept (it throws again). Short queries only (model= lists can be long).
    */
+  /**
+   * A request's plan on an image version (planRequest), kept with the parsed request it came from
+   * (parsed requests are shared by identical queries: a crowd's first request is the same for
+   * all); the plan is frozen and shared. `local`: every codestream it names is in the image's own
+   * file (nothing linked whose version could change under it), so its kept-response key is kept
+   * too. Both maps are weak: a closed image or a forgotten query takes its plans along.
+   */
+  function plannedFor(jr: JpipRequest, entry: ImageEntry): PlanMemo {
+    let byRequest = planMemos.get(entry);
+    const m = byRequest?.get(jr);
+    if (m && m.defaultLen === cfg.defaultLenBytes && m.maxLen === cfg.maxLenBytes) return m;
+    const planned = planRequest(jr, entry, { defaultLen: cfg.defaultLenBytes, maxLen: cfg.maxLenBytes });
+    const fresh: PlanMemo = { defaultLen: cfg.defaultLenBytes, maxLen: cfg.maxLenBytes, planned, local: planned.input.codestreams.every((i) => entry.codestream(i).owner === entry) };
+    // Only parsed requests that are shared (frozen, from `parsed`) are worth keeping a plan for.
+    if (Object.isFrozen(jr)) {
+      deepFreeze(planned);
+      if (!byRequest) planMemos.set(entry, (byRequest = new WeakMap()));
+      byRequest.set(jr, fresh);
+    }
+    return fresh;
+  }
+
+  /** The kept-response key of a plan (kept with a local plan: its image version decides it all). */
+  function keptKey(memo: PlanMemo, entry: ImageEntry): string {
+    if (!memo.local) return ResponseCache.key(entry, memo.planned.input);
+    return (memo.key ??= ResponseCache.key(entry, memo.planned.input));
+  }
+
   function parsed(query: string, form: boolean): JpipRequest {
     if (query.length > PARSED_QUERY_CHARS) return parseRequest(query, { form });
     const key = form ? `f${query}` : query;

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { COMPLETE, CacheModel, sharedHoldings } from '../jpip/cache-model.js';
 import { decodeStream } from '../jpip/messages.js';
 import { ResponseCache, ResponseRecorder, type CachedResponse } from '../server/response-cache.js';
+import { validateConfig } from '../server/config.js';
 import { createJpipServer, type JpipServer } from '../server/server.js';
 import { FIXTURES, fixtureBytes } from './helpers.js';
 import { writeBigMovie } from './supervisor-client.js';
@@ -322,6 +323,22 @@ srv('a response cut while it is recorded (the client stopped reading, then left)
     assert.is(await metric(base, 'jpip_response_cache_entries'), 1, 'the same window recorded again and kept: its key was freed');
   } finally {
     await big.close();
+  }
+});
+
+srv('plans kept for repeated queries follow a reload of the default len', async () => {
+  const s2 = createJpipServer({ root, port: 0, defaultLenBytes: 600, log: () => {} });
+  const base = await s2.listen();
+  try {
+    const q = `/${IMAGES[0]}?fsiz=256,256&type=jpp-stream`;
+    const small = await get(base, q);
+    assert.ok(small.body.length <= 600 + 3, `within the default len (${small.body.length})`);
+    assert.ok((await get(base, q)).body.length === small.body.length, 'the same again');
+    s2.reconfigure(validateConfig([{ ...s2.config, defaultLenBytes: 5000 }]));
+    const bigger = await get(base, q);
+    assert.ok(bigger.body.length > 600 + 3, `the new default len applies to the same query (${bigger.body.length})`);
+  } finally {
+    await s2.close();
   }
 });
 
