@@ -1,3 +1,6 @@
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CacheModel, COMPLETE } from '../jpip/cache-model.js';
@@ -63,6 +66,32 @@ units('codestream ranges are expanded against what exists, never by the number t
   assert.equal(expandRanges([{ from: 9, to: 3, step: 3 }], 20, 'stream'), { list: [9, 6, 3], clipped: false });
   const e = catchError(() => expandRanges([{ from: 0, to: 10 ** 6, step: 1 }], 10 ** 6, 'stream'));
   assert.match((e as Error).message, new RegExp(`${MAX_CODESTREAMS_PER_REQUEST}`));
+});
+
+units('a linked movie\'s frame files are looked at on disk again only once recheckMs has passed', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'jpip-linked-'));
+  try {
+    mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
+    for (const f of ['linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
+    const frame = join(root, 'movie', 'frames', 'frame 001.jp2');
+    for (const [recheckMs, fresh] of [
+      [60_000, false],
+      [0, true],
+    ] as const) {
+      const reg = new ImageRegistry({ root, recheckMs });
+      const movie = reg.open('movie/linked.jpx');
+      const before = movie.codestream(1).owner;
+      assert.is(movie.codestream(1).owner, before, 'the same frame image');
+      // The frame file changes on disk (a new mtime: a new version).
+      utimesSync(frame, new Date(), new Date(Date.now() + 10_000 * (recheckMs + 1)));
+      const after = movie.codestream(1).owner;
+      if (fresh) assert.is.not(after.tid, before.tid, 'recheckMs 0: checked on every use, the new version');
+      else assert.is(after, before, 'within recheckMs: trusted unchanged, no look at the disk');
+      reg.closeAll();
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 units('a len above the server cap is served up to the cap and ends with EOR 7', () => {
