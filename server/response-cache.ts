@@ -92,10 +92,15 @@ export class ResponseCache {
    * A recorder for the response to `key` about to be produced; undefined when the cache is off or
    * that key is being recorded already. Release it (`ResponseRecorder.release`) in every case.
    */
-  record(key: string): ResponseRecorder | undefined {
+  record(key: string, sizeHint?: number): ResponseRecorder | undefined {
     if (!this.enabled || this.recording.has(key)) return undefined;
     this.recording.add(key);
-    return new ResponseRecorder(this, key);
+    return new ResponseRecorder(this, key, sizeHint);
+  }
+
+  /** The largest body kept (an eighth of the budget, less an entry's own bytes). */
+  get maxBody(): number {
+    return Math.max(0, Math.floor(this.budget / 8) - ENTRY_OVERHEAD);
   }
 
   /** A recorder whose copy would grow to `total` by `more` bytes: false if it may not (too big, or the recordings' share is spent). */
@@ -177,7 +182,9 @@ export function cachedPlan(hit: CachedResponse): ResponsePlan {
  * either way (call it in every case: it frees the key and the bytes).
  */
 export class ResponseRecorder {
-  private readonly parts: Uint8Array[] = [];
+  /** The copy, in one buffer (sized from the response's byte budget: no copy of the parts at the end). */
+  private buf: Buffer | undefined;
+  private readonly sizeHint: number;
   private readonly updates: ModelUpdate[] = [];
   private size = 0;
   private over = false;
@@ -186,9 +193,11 @@ export class ResponseRecorder {
   private readonly cache: ResponseCache;
   private readonly key: string;
 
-  constructor(cache: ResponseCache, key: string) {
+  /** `sizeHint`: at most how long the body can be (its byte budget, with room for the EOR). */
+  constructor(cache: ResponseCache, key: string, sizeHint = 64 * 1024) {
     this.cache = cache;
     this.key = key;
+    this.sizeHint = sizeHint;
   }
 
   add(bytes: Uint8Array, updates: readonly ModelUpdate[], eor: number | undefined): void {
@@ -197,16 +206,24 @@ export class ResponseRecorder {
       this.giveUp();
       return;
     }
-    this.size += bytes.length;
-    this.parts.push(Uint8Array.prototype.slice.call(bytes));
+    const need = this.size + bytes.length;
+    if (!this.buf || this.buf.length < need) {
+      // Not zero-filled: only what is written is read. Grown by doubling if the hint was short.
+      const grown = Buffer.allocUnsafeSlow(Math.min(Math.max(need, this.buf ? this.buf.length * 2 : Math.min(this.sizeHint, this.cache.maxBody)), Math.max(need, this.cache.maxBody)));
+      if (this.buf) this.buf.copy(grown, 0, 0, this.size);
+      this.buf = grown;
+    }
+    this.buf.set(bytes, this.size);
+    this.size = need;
     for (const u of updates) this.updates.push({ codestream: u.codestream, classId: u.classId, binId: u.binId, held: u.held });
     if (eor !== undefined) this.eor = eor;
   }
 
   /** The response as it would be kept, or undefined (given up, or it had no end). */
   result(served: ServedWindow): CachedResponse | undefined {
-    if (this.over || this.released || this.eor === undefined) return undefined;
-    const body = Buffer.concat(this.parts, this.size);
+    if (this.over || this.released || this.eor === undefined || !this.buf) return undefined;
+    // The kept body is exactly as long as the response (one copy, unless the buffer is that long already).
+    const body = this.buf.length === this.size ? this.buf : Buffer.from(this.buf.subarray(0, this.size));
     // One update per bin, the last one (what the client holds after the whole body), frozen.
     const holdings = sharedHoldings(this.updates);
     return { body, updates: holdings.updates, holdings, eor: this.eor, served };
@@ -236,7 +253,7 @@ export class ResponseRecorder {
   private drop(): void {
     this.cache.free(this.size);
     this.size = 0;
-    this.parts.length = 0;
+    this.buf = undefined;
     this.updates.length = 0;
   }
 }

@@ -682,7 +682,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       if (indexPool && !hit) await indexPool.prepare(entry, planned.input);
       const plan = hit ? cachedPlan(hit) : planResponse(entry, planned.input, model, { chunkSize: cfg.chunkBytes, alloc: (n) => buffers.get(n), deferReads: assemblyPool !== undefined });
       // The body is kept only if the model stayed empty while it was produced (no other response of the session committed meanwhile).
-      recorder = cacheKey !== undefined && !hit && model.size === 0 ? responseCache.record(cacheKey) : undefined;
+      recorder = cacheKey !== undefined && !hit && model.size === 0 ? responseCache.record(cacheKey, planned.input.len + 64) : undefined;
       const changesAtStart = model.changes;
       const v = plan.served.view;
       if (v && jr.fsiz) {
