@@ -84,12 +84,21 @@ export class BlockCache {
     const size = file.size;
     const B = this.blockSize;
     let dropped = false;
+    // The last block used: a response's next piece is most often in the same block (no look-up).
+    let lastB = -1;
+    let lastBytes: Uint8Array | undefined;
     const block = (b: number): Uint8Array => {
+      if (b === lastB) {
+        this.hitCount++;
+        return lastBytes!;
+      }
       const key = base + b;
       const have = this.blocks.get(key);
       if (have) {
         this.hitCount++;
         have.used = true;
+        lastB = b;
+        lastBytes = have.bytes;
         return have.bytes;
       }
       this.missCount++;
@@ -102,6 +111,8 @@ export class BlockCache {
         this.held += bytes.length;
         this.trim();
       }
+      lastB = b;
+      lastBytes = bytes;
       return bytes;
     };
     const into = (pos: number, len: number, out: Uint8Array, outPos: number): void => {
@@ -139,6 +150,8 @@ export class BlockCache {
       drop: (): void => {
         if (dropped) return;
         dropped = true;
+        lastB = -1;
+        lastBytes = undefined;
         for (const key of keys) {
           const blk = this.blocks.get(key);
           if (blk) {
