@@ -273,8 +273,8 @@ async function main(): Promise<void> {
   const sm = find('small');
   const h = find('cache');
   console.log('');
-  if (b) console.log(`target (issue #9) big windows >= ${TARGETS.big} of nginx: ${b.ratio.toFixed(2)} ${b.ratio >= TARGETS.big ? 'MET' : 'not met'}`);
-  if (sm) console.log(`target (issue #9) small windows >= ${TARGETS.small} of nginx: ${sm.ratio.toFixed(2)} ${sm.ratio >= TARGETS.small ? 'MET' : 'not met'}`);
+  if (b) console.log(`target (issue #9) big windows >= ${TARGETS.big} of nginx: ${b.ratio.toFixed(3)} ${b.ratio >= TARGETS.big ? 'MET' : 'not met'}`);
+  if (sm) console.log(`target (issue #9) small windows >= ${TARGETS.small} of nginx: ${sm.ratio.toFixed(3)} ${sm.ratio >= TARGETS.small ? 'MET' : 'not met'}`);
   if (h) console.log(`target (issue #9) cache hits >= ${fmt(TARGETS.hitsPerSecond)}/s: ${fmt(h.ours)}/s ${h.ours >= TARGETS.hitsPerSecond ? 'MET' : 'not met'}`);
   if (b && sm) console.log(`supervision (supervised / single process): big ${(b.ours / b.single).toFixed(2)}, small ${(sm.ours / sm.single).toFixed(2)}`);
   console.log(`peak RSS: ours (supervisor + worker) ${(memory.oursPeakRss / 2 ** 20).toFixed(0)} MB, single process ${(memory.singlePeakRss / 2 ** 20).toFixed(0)} MB, nginx (all processes) ${(memory.nginxPeakRss / 2 ** 20).toFixed(0)} MB`);
