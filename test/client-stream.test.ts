@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -11,7 +11,7 @@ import { ClientError, JpipClient, OPEN_FIELDS, type Transport, type TransportReq
 import { UndiciTransport } from '../client-sim/node-transport.js';
 import { ALL_METADATA, one } from '../client-sim/patterns.js';
 import { createJpipServer, type JpipServer } from '../server/server.js';
-import { FIXTURES } from './helpers.js';
+import { copyMovie } from './helpers.js';
 
 /**
  * The client decodes a response body as it streams in: whatever the chunks,
@@ -150,8 +150,7 @@ let wantStore: Record<string, string> = {};
 
 t.before(async () => {
   root = mkdtempSync(join(tmpdir(), 'jpip-client-stream-'));
-  mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
-  for (const f of ['linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
+  copyMovie(root);
   srv = createJpipServer({ root, port: 0 });
   base = await srv.listen();
   const rec = new RecordingTransport(new UndiciTransport());

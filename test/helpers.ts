@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Argv } from 'yargs';
@@ -26,6 +26,14 @@ export function fixtures(): FixtureInfo[] {
 
 export function fixturePath(file: string): string {
   return join(FIXTURES, file);
+}
+
+/** The fixture movie (movie/linked.jpx and its three frame files; with `container`, movie/movie.jpx too) copied under `root`. */
+export function copyMovie(root: string, opts: { container?: boolean } = {}): void {
+  mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
+  const files = ['linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2'];
+  if (opts.container) files.unshift('movie.jpx');
+  for (const f of files) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
 }
 
 export function fixtureBytes(file: string): Uint8Array {

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { decodeStream } from '../jpip/messages.js';
 import { ResponseCache, ResponseRecorder, type CachedResponse } from '../server/response-cache.js';
 import { validateConfig } from '../server/config.js';
 import { createJpipServer, type JpipServer } from '../server/server.js';
-import { FIXTURES, fixtureBytes } from './helpers.js';
+import { FIXTURES, fixtureBytes, copyMovie } from './helpers.js';
 import { writeBigMovie } from './supervisor-client.js';
 
 const unit = suite('response cache: budget, order, recorder');
@@ -254,8 +254,7 @@ srv('a file changed on disk is answered fresh, never from a body kept for its ol
 });
 
 srv('a movie whose frames are other files: a frame file changed on disk is not answered from a body kept for its old version', async () => {
-  mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
-  for (const f of ['linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
+  copyMovie(root);
   const q = '/movie/linked.jpx?stream=0-2&fsiz=64,64&type=jpp-stream&len=4000';
   const first = await get(cachedBase, q);
   const hits0 = await metric(cachedBase, 'jpip_response_cache_hits_total');

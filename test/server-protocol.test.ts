@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { JpipClient } from '../client-sim/client.js';
 import { decodeWasm, imagesEqual } from '../client-sim/decode.js';
 import { createJpipServer, type JpipServer } from '../server/server.js';
 import { linkedFrameFor, writeLinkedJpx } from '../fixtures-gen/containers.js';
-import { FIXTURES, fixtureBytes } from './helpers.js';
+import { FIXTURES, fixtureBytes, copyMovie } from './helpers.js';
 
 const proto = suite('JPIP server: protocol, sessions, bad input');
 let srv: JpipServer;
@@ -29,8 +29,7 @@ const LINKED = 'movie/linked.jpx';
 proto.before(async () => {
   root = mkdtempSync(join(tmpdir(), 'jpip-root-'));
   for (const f of [IMG, 'rgb200x150-t64-rpcl-plt-tpr.jp2', 'g200x150-t64-lrcp.j2k', 'g256-irrev-8l-cb32.j2k']) copyFileSync(join(FIXTURES, f), join(root, f));
-  mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
-  for (const f of ['movie.jpx', 'linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
+  copyMovie(root, { container: true });
   writeFileSync(join(root, 'notes.txt'), 'not an image\n');
   const good = fixtureBytes(IMG);
   writeFileSync(join(root, 'broken.j2k'), good.subarray(0, good.length - 500));

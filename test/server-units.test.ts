@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, utimesSync } from 'node:fs';
+import { mkdtempSync, rmSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -12,7 +12,7 @@ import { ImageRegistry } from '../server/images.js';
 import { MAX_CODESTREAMS_PER_REQUEST, expandRanges, planRequest } from '../server/request-plan.js';
 import { planResponse } from '../server/responder.js';
 import { SessionTable } from '../server/sessions.js';
-import { FIXTURES, catchError } from './helpers.js';
+import { FIXTURES, catchError, copyMovie } from './helpers.js';
 
 const units = suite('server parts');
 
@@ -71,8 +71,7 @@ units('codestream ranges are expanded against what exists, never by the number t
 units('a linked movie\'s frame files are looked at on disk again only once recheckMs has passed', async () => {
   const root = mkdtempSync(join(tmpdir(), 'jpip-linked-'));
   try {
-    mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
-    for (const f of ['linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
+    copyMovie(root);
     const frame = join(root, 'movie', 'frames', 'frame 001.jp2');
     for (const [recheckMs, fresh] of [
       [60_000, false],

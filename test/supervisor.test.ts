@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { validateConfig } from '../server/config.js';
 import { JOURNAL_FILE } from '../server/journal.js';
 import { createLogger } from '../server/log.js';
 import { Supervisor, type WorkerDeath, type WorkerReady } from '../server/supervisor.js';
-import { FIXTURES } from './helpers.js';
+import { copyMovie } from './helpers.js';
 import { KeepAliveSession, movieFrames, writeBigMovie } from './supervisor-client.js';
 
 /**
@@ -69,8 +69,7 @@ function define(workerAccepts: boolean): void {
     frames.push(...movieFrames());
     // A movie big enough that a response to a client that stops reading stays in flight.
     writeBigMovie(join(root, MOVIE), FRAMES);
-    mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
-    for (const f of ['linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
+    copyMovie(root);
     sup = startSupervisor();
     base = await sup.start();
   });
