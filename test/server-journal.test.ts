@@ -1,4 +1,4 @@
-import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -9,7 +9,7 @@ import { decodeWasm, imagesEqual } from '../client-sim/decode.js';
 import { JOURNAL_FILE, SessionJournal, fnv1a, journaledResponses } from '../server/journal.js';
 import { createJpipServer } from '../server/server.js';
 import { SessionTable, type Session } from '../server/sessions.js';
-import { FIXTURES } from './helpers.js';
+import { copyMovie } from './helpers.js';
 import { KeepAliveSession, movieFrames } from './supervisor-client.js';
 
 /**
@@ -209,10 +209,33 @@ journal('destroy removes the journal (sessions closed); close keeps it', () => {
   k.destroy();
 });
 
+/**
+ * After an in-process "crash" and a new server on the same state directory: the client asks its
+ * window of the movie's three frames until the image is done, on the same channel; nothing arrived
+ * twice, nothing is missing, every frame decodes exactly.
+ */
+async function finishAfterRestart(client: KeepAliveSession, fields: Parameters<KeepAliveSession['request']>[0], cid: string | undefined, who: string): Promise<void> {
+  let rounds = 0;
+  let last;
+  do {
+    last = await client.request(fields);
+    assert.is(last.status, 200, last.text);
+    rounds++;
+  } while (last.eor === EOR.BYTE_LIMIT_REACHED && rounds < 50);
+  assert.is(last.eor, EOR.IMAGE_DONE);
+  assert.is(client.cid, cid, 'same channel');
+  assert.equal(client.duplicates(), [], `${who}nothing arrived twice across the restart`);
+  const frames = movieFrames();
+  for (const cs of [0, 1, 2]) {
+    const rebuilt = client.jc.reassemble(cs);
+    assert.is(rebuilt.emptyPackets, 0, `${who}nothing missing`);
+    assert.ok(imagesEqual(await decodeWasm(rebuilt.codestream), await decodeWasm(frames[cs]!)), `${who}frame ${cs} decodes exactly`);
+  }
+}
+
 journal('in-process crash: a new server on the same state directory takes over the sessions; nothing twice, nothing missing', async () => {
   const root = join(dir, 'root');
-  mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
-  for (const f of ['movie.jpx', 'linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
+  copyMovie(root, { container: true });
   const stateDir = join(dir, 'state');
   const a = createJpipServer({ root, port: 0, stateDir, logLevel: 'error' });
   const client = new KeepAliveSession(await a.listen());
@@ -229,22 +252,7 @@ journal('in-process crash: a new server on the same state directory takes over t
   const b = createJpipServer({ root, port: 0, stateDir, logLevel: 'error' });
   assert.is(b.recovered?.sessions, 1);
   client.rebase(await b.listen());
-  let rounds = 0;
-  let last;
-  do {
-    last = await client.request(fields);
-    assert.is(last.status, 200, last.text);
-    rounds++;
-  } while (last.eor === EOR.BYTE_LIMIT_REACHED && rounds < 50);
-  assert.is(last.eor, EOR.IMAGE_DONE);
-  assert.is(client.cid, cid, 'same channel');
-  assert.equal(client.duplicates(), [], 'nothing arrived twice across the restart');
-  const frames = movieFrames();
-  for (const cs of [0, 1, 2]) {
-    const rebuilt = client.jc.reassemble(cs);
-    assert.is(rebuilt.emptyPackets, 0, 'nothing missing');
-    assert.ok(imagesEqual(await decodeWasm(rebuilt.codestream), await decodeWasm(frames[cs]!)), `frame ${cs} decodes exactly`);
-  }
+  await finishAfterRestart(client, fields, cid, '');
   await b.close();
   assert.not.ok(existsSync(join(stateDir, JOURNAL_FILE)), 'a normal close ends the sessions');
   client.close();
@@ -293,8 +301,7 @@ journal('sessions sent the same kept response: one SHARED record, an ADOPT each;
 
 journal('in-process crash after kept responses: every session goes on; nothing twice, nothing missing', async () => {
   const root = join(dir, 'root');
-  mkdirSync(join(root, 'movie', 'frames'), { recursive: true });
-  for (const f of ['movie.jpx', 'linked.jpx', 'frames/frame 000.jp2', 'frames/frame 001.jp2', 'frames/frame 002.jp2']) copyFileSync(join(FIXTURES, 'movie', f), join(root, 'movie', f));
+  copyMovie(root, { container: true });
   const stateDir = join(dir, 'state');
   const a = createJpipServer({ root, port: 0, stateDir, logLevel: 'error' });
   const base = await a.listen();
@@ -314,24 +321,9 @@ journal('in-process crash after kept responses: every session goes on; nothing t
   const b = createJpipServer({ root, port: 0, stateDir, logLevel: 'error' });
   assert.is(b.recovered?.sessions, 3);
   const base2 = await b.listen();
-  const frames = movieFrames();
   for (const [i, c] of clients.entries()) {
     c.rebase(base2);
-    let rounds = 0;
-    let last;
-    do {
-      last = await c.request(fields);
-      assert.is(last.status, 200, last.text);
-      rounds++;
-    } while (last.eor === EOR.BYTE_LIMIT_REACHED && rounds < 50);
-    assert.is(last.eor, EOR.IMAGE_DONE);
-    assert.is(c.cid, cids[i], 'same channel');
-    assert.equal(c.duplicates(), [], `client ${i}: nothing arrived twice across the restart`);
-    for (const cs of [0, 1, 2]) {
-      const rebuilt = c.jc.reassemble(cs);
-      assert.is(rebuilt.emptyPackets, 0, `client ${i}: nothing missing`);
-      assert.ok(imagesEqual(await decodeWasm(rebuilt.codestream), await decodeWasm(frames[cs]!)), `client ${i}: frame ${cs} decodes exactly`);
-    }
+    await finishAfterRestart(c, fields, cids[i]!, `client ${i}: `);
     c.close();
   }
   await b.close();
