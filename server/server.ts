@@ -197,10 +197,9 @@ class HeldByBin {
   private readonly last = new Map<number | string, ModelUpdate>();
   /** A kept response's updates (one per bin already), taken as they are while nothing else is added. */
   private kept: readonly HeldUpdate[] | undefined;
-  /** Starts with a kept response's updates (an empty collection only). */
+  /** A new collection: starts with a kept response's updates. */
   preset(list: readonly HeldUpdate[]): void {
-    if (this.last.size === 0 && this.kept === undefined) this.kept = list;
-    else for (const u of list) this.add(u);
+    this.kept = list;
   }
   add(u: ModelUpdate): void {
     if (this.kept) {
