@@ -187,6 +187,8 @@ interface RequestContext {
   bytes: number;
   /** Clears the request's in-flight flag (once). */
   settle: () => void;
+  /** Sets the request's in-flight flag if it is not set yet (before any slow step: see onRequest). */
+  flag: () => void;
   /** Why the response was cut, when the server cut it. */
   cutWhy?: 'stall';
 }
@@ -404,7 +406,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     stats.requests++;
     reqSeq = reqSeq >= 0xffffffff ? 1 : reqSeq + 1;
     const conn = conns.get(req.socket);
-    const ctx: RequestContext = { reqId: idPrefix + reqSeq.toString(36), seq: reqSeq, slot: conn?.slot ?? -1, t0: performance.now(), cid: undefined, target: undefined, eor: undefined, bytes: 0, settle: () => {} };
+    const ctx: RequestContext = { reqId: idPrefix + reqSeq.toString(36), seq: reqSeq, slot: conn?.slot ?? -1, t0: performance.now(), cid: undefined, target: undefined, eor: undefined, bytes: 0, settle: () => {}, flag: () => {} };
     if (conn) {
       if (conn.fresh) {
         conn.fresh = false;
@@ -456,17 +458,26 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         if (activeResponses === 0) drainWaiter?.();
       }
     });
-    handle(req, res, ctx).catch((e: unknown) => fail(res, e, req));
-    // The request's in-flight flag: set before any byte of its response goes out (Node writes when
-    // this tick ends, the body comes after an await), unless the response was ended here already
-    // (a bare EOR) and all of it goes to the kernel in that write: then nobody would ever need it,
-    // and two flag writes per request are spared. Were it not all written, the flag is set then.
+    // The request's in-flight flag: set before any byte of its response goes out, and before any
+    // step that may take long (opening or checking a file, planning, reading image bytes: a worker
+    // killed there must leave the connection flagged, or the next worker would wait for a request
+    // the client already sent, and the client hang until its own timeout). What runs before it is
+    // set is bounded to in-memory look-ups: a request on the bare-EOR path (a session's window it
+    // holds all of, see respond) is answered within them, and if that answer goes to the kernel
+    // whole in its one write no flag is written at all (nobody could need it after a crash):
+    // cache hits are spared two writes.
     if (conn && conn.slot >= 0 && conn.seqs[0] === ctx.seq) {
-      if (!res.writableEnded) setFlag(conn, ctx.seq);
-      else process.nextTick(() => {
-        if (!settled && conn.seqs[0] === ctx.seq && !res.writableFinished && req.socket.writableLength > 0) setFlag(conn, ctx.seq);
-      });
+      ctx.flag = () => {
+        if (!settled && conn.seqs[0] === ctx.seq) setFlag(conn, ctx.seq);
+      };
     }
+    handle(req, res, ctx).catch((e: unknown) => fail(res, e, req));
+    // Not answered in this turn (it waits for something): flagged now, before the turn ends.
+    if (!res.writableEnded) ctx.flag();
+    // Answered, but not all of it went to the kernel in that write: flagged until it has.
+    else process.nextTick(() => {
+      if (!res.writableFinished && req.socket.writableLength > 0) ctx.flag();
+    });
   }
 
   /** Writes a connection's in-flight flag if it changes. */
@@ -554,6 +565,8 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     } catch {
       throw new JpipError('BAD_REQUEST', 'the path is not valid percent-encoding');
     }
+    // Not JPIP: flagged like any request off the bare-EOR path (the viewer reads files).
+    if (path === '/health' || path === '/metrics' || path === '/viewer' || path.startsWith('/viewer/')) ctx.flag();
     if (path === '/health') return sendHealth(req, res, query);
     if (path === '/metrics') return sendMetrics(req, res);
     if (path === '/viewer' || path.startsWith('/viewer/')) {
@@ -602,6 +615,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       throw new JpipError('BAD_REQUEST', 'the channel belongs to another target', 'target');
     }
     if (!session && target === undefined) throw new JpipError('BAD_REQUEST', 'no target: name the image in the path or with target=, or give a cid', 'target');
+    // Unflagged only on the bare-EOR path (see onRequest): a session's image found unchanged a
+    // moment ago, a kept plan of its own file's codestreams, held windows noted.
+    if (!onBareEorPath(jr, session)) ctx.flag();
     const entry: ImageEntry = registry.open(session ? session.key : target!);
     ctx.target = entry.key;
     // In use from here on: opening other images (linked frames, model=) must not close this one.
@@ -695,6 +711,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       headers['Content-Type'] = CONTENT_TYPE[planned.input.type];
       const heldEor = noting && model.notesWindows ? model.windowHeld(keyOf()) : undefined;
       if (heldEor !== undefined && req.method !== 'HEAD') return sendEor(res, headers, heldEor, ctx);
+      ctx.flag();
       const gzip = jr.metareq !== undefined && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
       if (gzip) headers['Content-Encoding'] = 'gzip';
       // Produce the first chunk before the status line, so a corrupt image is a clean 500.
@@ -971,6 +988,16 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
    * file (nothing linked whose version could change under it), so its kept-response key is kept
    * too. Both maps are weak: a closed image or a forgotten query takes its plans along.
    */
+  /** Whether a request's synchronous steps up to its possible bare EOR are in-memory look-ups (see onRequest). */
+  function onBareEorPath(jr: JpipRequest, session: Session | undefined): boolean {
+    if (!session || jr.cnew !== undefined || jr.cclose !== undefined || jr.model !== undefined || jr.metareq !== undefined) return false;
+    if (!session.model.notesWindows) return false;
+    const entry = registry.recentlyChecked(session.key);
+    if (!entry || session.tid !== entry.tid) return false;
+    const m = planMemos.get(entry)?.get(jr);
+    return m !== undefined && m.local && m.defaultLen === cfg.defaultLenBytes && m.maxLen === cfg.maxLenBytes;
+  }
+
   function plannedFor(jr: JpipRequest, entry: ImageEntry): PlanMemo {
     let byRequest = planMemos.get(entry);
     const m = byRequest?.get(jr);

@@ -1,9 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { ServerResponse } from 'node:http';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ImageIndex, type ImageIndexOptions } from '../jpeg2000/index-cache.js';
 import { validateConfig } from '../server/config.js';
 import { InflightFlags } from '../server/flags.js';
 import type { FromWorker, ToWorker } from '../server/ipc.js';
@@ -218,46 +220,87 @@ function chunkedExchange(client: Socket, path: string): Promise<{ head: string; 
   });
 }
 
-worker('in-flight flags: written around a response that is produced, not for a bare EOR that went out whole in one write', async () => {
+worker('in-flight flags: set before any slow step of a request; a bare EOR of a held window writes none; the same request after a change is flagged before it is handled', async () => {
   const calls: [number, number][] = [];
   const set = InflightFlags.prototype.set;
   InflightFlags.prototype.set = function (this: InflightFlags, slot: number, seq: number): void {
     calls.push([slot, seq]);
     set.call(this, slot, seq);
   };
+  // What the flags file says for the slot when each response's status line is written and when an
+  // image is indexed (a slow step: a worker killed there must leave the connection flagged).
+  const SLOT = 9;
+  let flags: InflightFlags | undefined;
+  const atHead: (number | undefined)[] = [];
+  const atOpen: (number | undefined)[] = [];
+  const writeHead = ServerResponse.prototype.writeHead;
+  ServerResponse.prototype.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    if (flags) atHead.push(flags.pending().get(SLOT));
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as typeof writeHead;
+  const open = ImageIndex.open;
+  ImageIndex.open = (path: string, opts?: ImageIndexOptions): ImageIndex => {
+    if (flags) atOpen.push(flags.pending().get(SLOT));
+    return open.call(ImageIndex, path, opts);
+  };
   try {
+    const root = join(dir, 'root-flags');
+    mkdirSync(root);
+    copyFileSync(join(FIXTURES, 'g128-default.j2k'), join(root, 'img.j2k'));
     const fake = fakeChannel();
     new WorkerHost(fake.channel, { logSink: () => {} });
     const flagsFile = join(dir, 'flags-eor');
-    const flags = new InflightFlags(flagsFile, 'create');
-    const config = validateConfig([{ root: FIXTURES, port: 0, stateDir: join(dir, 'state-eor'), logLevel: 'error' }]);
+    flags = new InflightFlags(flagsFile, 'create');
+    const config = validateConfig([{ root, port: 0, stateDir: join(dir, 'state-eor'), logLevel: 'error', fileRecheckSeconds: 2 }]);
     fake.deliver({ t: 'init', config: { ...config }, flagsFile, restarts: 0, rejected: 0 });
     const c = await pair();
-    const SLOT = 9;
     fake.deliver({ t: 'conn', id: 30, slot: SLOT, inherited: false }, c.server);
     const window = 'fsiz=64,64&type=jpp-stream';
-    const first = await chunkedExchange(c.client, `/g128-default.j2k?${window}&cnew=http`);
+    const mine = (): number[] => calls.filter(([slot]) => slot === SLOT).map(([, seq]) => seq);
+
+    const first = await chunkedExchange(c.client, `/img.j2k?${window}&cnew=http`);
     assert.match(first.head, /^HTTP\/1\.1 200 OK/);
     const cid = /cid=([^,\r]+)/.exec(first.head)![1]!;
     assert.ok(first.body.length > 100);
     assert.equal(first.body.subarray(-3), Buffer.from([0, 2, 0]), 'the window is done (EOR 2)');
-    const mine = (): number[] => calls.filter(([slot]) => slot === SLOT).map(([, seq]) => seq);
-    const produced = mine();
-    assert.is(produced.length, 2, `set, then cleared: ${produced.join(',')}`);
-    assert.ok(produced[0]! > 0 && produced[1] === 0);
-    // The same window again: the session holds it all, the answer is the EOR alone.
+    const [seq1] = mine();
+    assert.ok(seq1! > 0);
+    assert.equal(atOpen, [seq1], 'flagged while the image was opened and indexed');
+    assert.equal(atHead, [seq1]);
+
+    // The same window again: the session holds it all, the answer is the EOR alone. The first time
+    // its plan is made (a slow step: flagged); then, its file checked a moment ago and its plan
+    // kept, no flag is written.
+    const repeat = `/jpip?cid=${cid}&${window}`;
     for (let i = 0; i < 3; i++) {
-      const again = await chunkedExchange(c.client, `/jpip?cid=${cid}&${window}`);
+      const again = await chunkedExchange(c.client, repeat);
       assert.match(again.head, /^HTTP\/1\.1 200 OK/);
       assert.equal([...again.body], [0, 2, 0]);
     }
-    assert.equal(mine(), produced, 'no flag writes for the bare EORs');
+    const seqs = mine();
+    assert.is(seqs.length, 4, `set and cleared for the first two requests only: ${seqs.join(',')}`);
+    assert.ok(seqs[1] === 0 && seqs[2]! > seq1! && seqs[3] === 0, seqs.join(','));
+    assert.equal(atHead, [seq1, seqs[2], undefined, undefined], 'the bare EORs of a kept plan were not flagged');
+
+    // The file changes on disk: the same URL is no bare EOR any more. Flagged before the file is
+    // checked, opened and indexed again, and while its answer is produced.
+    copyFileSync(join(FIXTURES, 'g128-lrcp-tpl-4l.j2k'), join(root, 'img.j2k'));
+    await new Promise((r) => setTimeout(r, 2100));
+    const changed = await chunkedExchange(c.client, repeat);
+    assert.match(changed.head, /^HTTP\/1\.1 200 OK/);
+    assert.ok(changed.body.length > 100, 'the new file is sent');
+    const seq5 = mine()[4];
+    assert.ok(seq5! > seqs[2]!, mine().join(','));
+    assert.equal(atOpen, [seq1, seq5], 'flagged while the changed file was indexed');
+    assert.is(atHead.at(-1), seq5);
     assert.equal([...flags.pending()], [], 'nothing flagged once answered');
     c.client.destroy();
     fake.deliver({ t: 'drain' });
     assert.is(await fake.exited, 0);
     flags.close();
   } finally {
+    ImageIndex.open = open;
+    ServerResponse.prototype.writeHead = writeHead;
     InflightFlags.prototype.set = set;
   }
 });
