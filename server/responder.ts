@@ -2,7 +2,7 @@ import { BIN_CLASS, EOR, type StreamType } from '../jpip/constants.js';
 import { COMPLETE, binKey, type CacheModel } from '../jpip/cache-model.js';
 import { mainHeaderBin, precinctBin, rangesLength, tileBin, tileHeaderBin, type ByteRange, type PrecinctBin } from '../jpip/databin-map.js';
 import { JpipError } from '../jpip/errors.js';
-import { MAX_HEADER_LENGTH, MessageWriter, encodeEor } from '../jpip/messages.js';
+import { MAX_HEADER_LENGTH, MessageWriter, encodeEor, type MessageHeader } from '../jpip/messages.js';
 import { fullView, maxDiscardLevels, orderPrecincts, planWindow, resolveView, type DeliveryItem, type TilePlan, type View, type ViewRequest } from '../jpip/window.js';
 import type { CodestreamIndex } from '../jpeg2000/packet-index.js';
 import { readInto, type RandomAccess } from '../jpeg2000/source.js';
@@ -182,6 +182,12 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
 
       /** When sendFrom returns -1: what the client holds of that bin after the messages it did send. */
       let partial = 0;
+      /** One message header, refilled for every message (a 15-frame reply has thousands: no object each). */
+      const hdr: MessageHeader = { classId: 0, codestream: 0, binId: 0, offset: 0, length: 0, complete: false };
+      /** The model update of a bin sent from `from` to `held` bytes (none if nothing was sent). */
+      const note = (job: BinJob, from: number, held: number): void => {
+        if (held !== from) updates.push({ codestream: job.codestream, classId: job.classId, binId: job.binId, held });
+      };
       /**
        * Queues bytes [held, upTo) of a bin the client holds `held` bytes of, as far as the budget
        * allows. Returns what the client will hold after this response, or -1 when the budget is spent
@@ -194,12 +200,9 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
         if (held >= target && !(job.total === 0 && target === 0)) return held;
         // One model update per bin and call (not one per message): what the client holds after it.
         const from = held;
-        const note = (): void => {
-          if (record && held !== from) updates.push({ codestream: job.codestream, classId: job.classId, binId: job.binId, held });
-        };
         while (held < target || (job.total === 0 && held === 0)) {
           if (budget < MAX_HEADER_LENGTH + 1 && !(job.total === 0 && budget >= MAX_HEADER_LENGTH)) {
-            note();
+            if (record) note(job, from, held);
             partial = held;
             return -1;
           }
@@ -208,7 +211,13 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
           const n = Math.min(target - held, room, chunk.length - fill - MAX_HEADER_LENGTH);
           const complete = held + n === job.total;
           const start = fill;
-          fill = writer.writeHeader({ classId: job.classId, codestream: job.codestream, binId: job.binId, offset: held, length: n, complete }, chunk, fill);
+          hdr.classId = job.classId;
+          hdr.codestream = job.codestream;
+          hdr.binId = job.binId;
+          hdr.offset = held;
+          hdr.length = n;
+          hdr.complete = complete;
+          fill = writer.writeHeader(hdr, chunk, fill);
           copyBin(job, held, n, chunk, fill, defer);
           fill += n;
           budget -= fill - start;
@@ -216,7 +225,7 @@ export function planResponse(entry: ImageEntry, input: ResponseInput, model: Cac
           if (complete) break;
           if (fill >= chunk.length - MAX_HEADER_LENGTH) flush();
         }
-        note();
+        if (record) note(job, from, held);
         return held;
       };
 
