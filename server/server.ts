@@ -975,19 +975,6 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     );
   }
 
-  /**
-   * Parsed requests, by query: viewers repeat their requests (a window asked again, the next
-   * frame of a movie with the same fields), and parsing is a tenth of a cache hit's cost. Parsed
-   * requests are never changed after parsing (deep-frozen here, so that nothing can), and a query
-   * that does not parse is not kept (it throws again). Short queries only (model= lists can be long).
-   */
-  /**
-   * A request's plan on an image version (planRequest), kept with the parsed request it came from
-   * (parsed requests are shared by identical queries: a crowd's first request is the same for
-   * all); the plan is frozen and shared. `local`: every codestream it names is in the image's own
-   * file (nothing linked whose version could change under it), so its kept-response key is kept
-   * too. Both maps are weak: a closed image or a forgotten query takes its plans along.
-   */
   /** Whether a request's synchronous steps up to its possible bare EOR are in-memory look-ups (see onRequest). */
   function onBareEorPath(jr: JpipRequest, session: Session | undefined): boolean {
     if (!session || jr.cnew !== undefined || jr.cclose !== undefined || jr.model !== undefined || jr.metareq !== undefined) return false;
@@ -998,6 +985,13 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     return m !== undefined && m.local && m.defaultLen === cfg.defaultLenBytes && m.maxLen === cfg.maxLenBytes;
   }
 
+  /**
+   * A request's plan on an image version (planRequest), kept with the parsed request it came from
+   * (parsed requests are shared by identical queries: a crowd's first request is the same for
+   * all); the plan is frozen and shared. `local`: every codestream it names is in the image's own
+   * file (nothing linked whose version could change under it), so its kept-response key is kept
+   * too. Both maps are weak: a closed image or a forgotten query takes its plans along.
+   */
   function plannedFor(jr: JpipRequest, entry: ImageEntry): PlanMemo {
     let byRequest = planMemos.get(entry);
     const m = byRequest?.get(jr);
@@ -1019,6 +1013,12 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     return (memo.key ??= ResponseCache.key(entry, memo.planned.input));
   }
 
+  /**
+   * Parsed requests, by query: viewers repeat their requests (a window asked again, the next
+   * frame of a movie with the same fields), and parsing is a tenth of a cache hit's cost. Parsed
+   * requests are never changed after parsing (deep-frozen here, so that nothing can), and a query
+   * that does not parse is not kept (it throws again). Short queries only (model= lists can be long).
+   */
   function parsed(query: string, form: boolean): JpipRequest {
     if (query.length > PARSED_QUERY_CHARS) return parseRequest(query, { form });
     const key = form ? `f${query}` : query;
