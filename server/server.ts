@@ -9,7 +9,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { createGzip } from 'node:zlib';
 import { CONTENT_TYPE, EOR } from '../jpip/constants.js';
-import { CacheModel, COMPLETE, binKey } from '../jpip/cache-model.js';
+import { CacheModel, COMPLETE } from '../jpip/cache-model.js';
 import { JpipError, isJpipError } from '../jpip/errors.js';
 import { parseRequest, type JpipRequest } from '../jpip/request.js';
 import { isJ2kError } from '../jpeg2000/errors.js';
@@ -193,11 +193,15 @@ interface RequestContext {
   cutWhy?: 'stall';
 }
 
-/** Keeps the last (largest) update of each bin: the journal needs one per bin. */
-/** The updates of a response, one per bin (the last one): bins, not messages, so a big reply stays small here. */
+/**
+ * The model updates of a response, in the order they were made. The responder makes at most one
+ * per bin in a response (headers and metadata as they are sent, precincts once at the end): a
+ * list, not a map by bin (a 15-frame reply has ~2,300 of them, and a map's entries outlived the
+ * response's scavenges: sampled, a quarter of what the paper crowd's responses promoted).
+ */
 class HeldByBin {
-  private readonly last = new Map<number | string, ModelUpdate>();
-  /** A kept response's updates (one per bin already), taken as they are while nothing else is added. */
+  private readonly all: ModelUpdate[] = [];
+  /** A kept response's updates, taken as they are while nothing else is added. */
   private kept: readonly HeldUpdate[] | undefined;
   /** A new collection: starts with a kept response's updates. */
   preset(list: readonly HeldUpdate[]): void {
@@ -205,21 +209,21 @@ class HeldByBin {
   }
   add(u: ModelUpdate): void {
     if (this.kept) {
-      for (const k of this.kept) this.last.set(binKey(k.codestream, k.classId, k.binId), k);
+      for (const k of this.kept) this.all.push(k);
       this.kept = undefined;
     }
-    this.last.set(binKey(u.codestream, u.classId, u.binId), u);
+    this.all.push(u);
   }
-  /** The updates, one per bin; a kept response's own list when nothing was added to it. */
+  /** The updates; a kept response's own list when nothing was added to it. */
   list(): readonly HeldUpdate[] {
-    return this.kept ?? [...this.last.values()];
+    return this.kept ?? this.all;
   }
   /** Whether `list()` is exactly this kept list. */
   isKept(list: readonly HeldUpdate[]): boolean {
     return this.kept === list;
   }
   get size(): number {
-    return this.kept ? this.kept.length : this.last.size;
+    return this.kept ? this.kept.length : this.all.length;
   }
 }
 

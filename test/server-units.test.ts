@@ -93,6 +93,41 @@ units('a linked movie\'s frame files are looked at on disk again only once reche
   }
 });
 
+units('a response makes at most one model update per bin (the server collects them in a list, not by bin)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'jpip-updates-'));
+  try {
+    copyMovie(root);
+    const reg = new ImageRegistry({ root, recheckMs: 60_000 });
+    const cases: [string, string][] = [
+      ['movie/linked.jpx', 'stream=0-2&fsiz=64,64&type=jpp-stream'],
+      ['movie/linked.jpx', 'stream=0-2&fsiz=128,128&roff=10,20&rsiz=60,50&type=jpp-stream,jpt-stream'],
+      ['movie/linked.jpx', 'stream=0-2&type=jpt-stream'],
+      ['g256-irrev-8l-cb32.j2k', 'fsiz=256,256&layers=3'],
+    ];
+    let total = 0;
+    for (const [target, query] of cases) {
+      const entry = target.startsWith('movie/') ? reg.open(target) : new ImageRegistry({ root: FIXTURES }).open(target);
+      // From an empty model, then again and again from what the responses before left (cut ones
+      // included: small budgets end inside bins).
+      for (const len of [300, 2000, 100_000_000]) {
+        const model = new CacheModel();
+        for (let round = 0; round < 4; round++) {
+          const planned = planRequest(parseRequest(`${query}&len=${len}`), entry, { defaultLen: 1 << 30, maxLen: 1 << 30 });
+          const updates = [...planResponse(entry, planned.input, model, { chunkSize: 512 }).body()].flatMap((c) => c.updates);
+          const keys = updates.map((u) => `${u.codestream}/${u.classId}/${u.binId}`);
+          assert.is(new Set(keys).size, keys.length, `${target}?${query}&len=${len}, round ${round}: ${keys.length} updates`);
+          total += keys.length;
+          for (const u of updates) model.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
+        }
+      }
+    }
+    assert.ok(total > 200, `${total} updates in all`);
+    reg.closeAll();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 units('a len above the server cap is served up to the cap and ends with EOR 7', () => {
   const reg = new ImageRegistry({ root: FIXTURES });
   const entry = reg.open('g256-irrev-8l-cb32.j2k');
