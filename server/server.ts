@@ -1,4 +1,5 @@
 import { BlockCache } from './block-cache.js';
+import { ConnTable } from './conn-table.js';
 import { ResponseCache, ResponseRecorder, cachedPlan } from './response-cache.js';
 import { rejectBusy } from './reject.js';
 import { BufferPool } from './buffer-pool.js';
@@ -161,6 +162,9 @@ interface Conn {
   fresh: boolean;
   /** What its slot in the flags file says now (0: nothing in flight): written only when it changes. */
   flagged: number;
+  /** Its neighbours in the connection table (server/conn-table.ts). */
+  prev?: Conn | undefined;
+  next?: Conn | undefined;
 }
 
 /** A request's plan on one image version, kept (see plannedFor in createJpipServer). */
@@ -286,8 +290,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   }
   const flags = runtime.flags;
   const stats: ServerStats = { requests: 0, responses: 0, errors: {}, bytes: 0 };
-  const conns = new Map<Socket, Conn>();
-  const connsById = new Map<number, Conn>();
+  const conns = new ConnTable<Conn>();
+  /** workerAccepts: connections sent for safekeeping, until the supervisor names their slot (setSlot). */
+  const keptById = new Map<number, Conn>();
   const parsedQueries = new Map<string, JpipRequest>();
   const planMemos = new WeakMap<ImageEntry, WeakMap<JpipRequest, PlanMemo>>();
   /** Children of the responses-by-status and EOR-by-reason counters (see labelled). */
@@ -364,9 +369,8 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     // closes the TCP connection); a 503 below goes out encrypted too.
     const socket = secure ? acceptTls(tcp, secure) : tcp;
     socket.once('close', () => {
-      const c = conns.get(socket);
-      conns.delete(socket);
-      connsById.delete(id);
+      const c = conns.remove(socket);
+      if (c?.keeping) keptById.delete(id);
       if (c) setFlag(c, 0);
       // The supervisor only hears of connections it holds (one this process accepted: once kept).
       if (!c?.own || c.keeping) runtime.onConnectionClosed?.(id);
@@ -379,8 +383,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       return;
     }
     const conn: Conn = { id, slot, socket, seqs: [], fresh: true, own, flagged: 0 };
-    conns.set(socket, conn);
-    connsById.set(id, conn);
+    conns.add(conn);
     tcp.setNoDelay(true);
     if (inherited) {
       // An established keep-alive connection that served a dead worker: it may stay idle as
@@ -441,6 +444,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       // (TLS connections cannot outlive this process anyway).
       if (conn && conn.own && !conn.keeping && !secure && runtime.keep && res.writableFinished && res.shouldKeepAlive && !req.socket.destroyed && !req.socket.writableEnded) {
         conn.keeping = true;
+        keptById.set(conn.id, conn);
         runtime.keep(conn.id, conn.socket);
       }
       const cut = !res.writableFinished;
@@ -1046,7 +1050,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   }
 
   function destroyAll(): void {
-    for (const c of conns.values()) c.socket.destroy();
+    for (const c of conns) c.socket.destroy();
   }
 
   const api: JpipServer = {
@@ -1094,8 +1098,9 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       });
     },
     setSlot(id: number, slot: number): void {
-      const c = connsById.get(id);
+      const c = keptById.get(id);
       if (!c) return;
+      keptById.delete(id);
       c.slot = slot;
       c.flagged = 0;
       // A request already in flight on it: flagged from now on (its response is journaled when its end is out).
@@ -1130,7 +1135,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         draining = true;
         for (const l of listeners) l.close();
         // Connections with no request being answered are closed now (those in flight when theirs ends).
-        for (const c of conns.values()) if (c.seqs.length === 0) c.socket.destroy();
+        for (const c of conns) if (c.seqs.length === 0) c.socket.destroy();
         if (activeResponses > 0) {
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, cfg.drainSeconds * 1000);
