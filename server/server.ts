@@ -203,7 +203,7 @@ interface RequestContext {
  * list, not a map by bin (a 15-frame reply has ~2,300 of them, and a map's entries outlived the
  * response's scavenges: sampled, a quarter of what the paper crowd's responses promoted).
  */
-class HeldByBin {
+class ResponseUpdates {
   private readonly all: ModelUpdate[] = [];
   /** A kept response's updates, taken as they are while nothing else is added. */
   private kept: readonly HeldUpdate[] | undefined;
@@ -483,7 +483,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     // Not answered in this turn (it waits for something): flagged now, before the turn ends.
     if (!res.writableEnded) ctx.flag();
     // Answered, but not all of it went to the kernel in that write: flagged until it has.
-    else process.nextTick(() => {
+    else if (conn && conn.slot >= 0) process.nextTick(() => {
       if (!res.writableFinished && req.socket.writableLength > 0) ctx.flag();
     });
   }
@@ -731,7 +731,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         res.end();
         return;
       }
-      const updates = new HeldByBin();
+      const updates = new ResponseUpdates();
       if (hit) updates.preset(hit.updates);
       // The response's end goes out with its last bytes (one system call less) unless the journal
       // must record the response between them (a session's response in a supervised worker).
@@ -812,7 +812,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     res: ServerResponse,
     first: IteratorResult<BodyChunk, void>,
     rest: Generator<BodyChunk, void, void>,
-    updates: HeldByBin,
+    updates: ResponseUpdates,
     gzip: boolean,
     ctx: RequestContext,
     fold: 'always' | 'never' | 'if-nothing-held',
