@@ -329,10 +329,15 @@ export class ImageRegistry {
 
   /** The open image of registry key `key` if its file was found unchanged within recheckMs (marked used); else undefined. */
   recentlyChecked(key: string): ImageEntry | undefined {
-    const e = this.entries.get(key);
-    if (!e || e.closed || Date.now() - e.checkedAt >= this.recheckMs) return undefined;
-    this.touch(e);
+    const e = this.peekChecked(key);
+    if (e) this.touch(e);
     return e;
+  }
+
+  /** As recentlyChecked, without marking it used (a look before `open`, which does). */
+  peekChecked(key: string): ImageEntry | undefined {
+    const e = this.entries.get(key);
+    return !e || e.closed || Date.now() - e.checkedAt >= this.recheckMs ? undefined : e;
   }
 
   /** Number of images open. */

@@ -573,11 +573,12 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     } catch {
       throw new JpipError('BAD_REQUEST', 'the path is not valid percent-encoding');
     }
+    const viewer = path === '/viewer' || path.startsWith('/viewer/');
     // Not JPIP: flagged like any request off the bare-EOR path (the viewer reads files).
-    if (path === '/health' || path === '/metrics' || path === '/viewer' || path.startsWith('/viewer/')) ctx.flag();
+    if (viewer || path === '/health' || path === '/metrics') ctx.flag();
     if (path === '/health') return sendHealth(req, res, query);
     if (path === '/metrics') return sendMetrics(req, res);
-    if (path === '/viewer' || path.startsWith('/viewer/')) {
+    if (viewer) {
       if (!cfg.viewer) throw new JpipError('NOT_FOUND', 'the viewer is turned off (--no-viewer)');
       return serveViewer(req, res, path, query, registry.rootReal);
     }
@@ -987,10 +988,15 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   function onBareEorPath(jr: JpipRequest, session: Session | undefined): boolean {
     if (!session || jr.cnew !== undefined || jr.cclose !== undefined || jr.model !== undefined || jr.metareq !== undefined) return false;
     if (!session.model.notesWindows) return false;
-    const entry = registry.recentlyChecked(session.key);
+    const entry = registry.peekChecked(session.key);
     if (!entry || session.tid !== entry.tid) return false;
+    return keptPlan(jr, entry)?.local === true;
+  }
+
+  /** The plan kept for a parsed request on an image version, if it was made with the lengths in force. */
+  function keptPlan(jr: JpipRequest, entry: ImageEntry): PlanMemo | undefined {
     const m = planMemos.get(entry)?.get(jr);
-    return m !== undefined && m.local && m.defaultLen === cfg.defaultLenBytes && m.maxLen === cfg.maxLenBytes;
+    return m && m.defaultLen === cfg.defaultLenBytes && m.maxLen === cfg.maxLenBytes ? m : undefined;
   }
 
   /**
@@ -1001,14 +1007,14 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
    * too. Both maps are weak: a closed image or a forgotten query takes its plans along.
    */
   function plannedFor(jr: JpipRequest, entry: ImageEntry): PlanMemo {
-    let byRequest = planMemos.get(entry);
-    const m = byRequest?.get(jr);
-    if (m && m.defaultLen === cfg.defaultLenBytes && m.maxLen === cfg.maxLenBytes) return m;
+    const kept = keptPlan(jr, entry);
+    if (kept) return kept;
     const planned = planRequest(jr, entry, { defaultLen: cfg.defaultLenBytes, maxLen: cfg.maxLenBytes });
     const fresh: PlanMemo = { defaultLen: cfg.defaultLenBytes, maxLen: cfg.maxLenBytes, planned, local: planned.input.codestreams.every((i) => entry.codestream(i).owner === entry) };
     // Only parsed requests that are shared (frozen, from `parsed`) are worth keeping a plan for.
     if (Object.isFrozen(jr)) {
       deepFreeze(planned);
+      let byRequest = planMemos.get(entry);
       if (!byRequest) planMemos.set(entry, (byRequest = new WeakMap()));
       byRequest.set(jr, fresh);
     }
