@@ -209,11 +209,8 @@ export class CacheModel {
   }
 
   /** Every tracked bin (for journals and tests). */
-  *entries(): IterableIterator<{ codestream: number; classId: number; binId: number; held: number }> {
-    for (const [k, held] of this.bins) {
-      const [cs, cls, id] = unpackKey(k);
-      yield { codestream: cs, classId: cls, binId: id, held };
-    }
+  *entries(): IterableIterator<BinHeld> {
+    yield* this.ownEntries();
     if (this.base) {
       for (const [k, held] of this.base) {
         if (this.bins.has(k)) continue;
