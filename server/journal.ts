@@ -162,6 +162,13 @@ function encodeUpdates(e: Enc, updates: readonly HeldUpdate[]): void {
   }
 }
 
+function encodeAdopt(e: Enc, sno: number, id: number): void {
+  e.reset();
+  e.u8(T_ADOPT);
+  e.uv(sno);
+  e.uv(id);
+}
+
 function encodeSent(e: Enc, sno: number, mark: ResponseMark, updates: readonly HeldUpdate[]): void {
   e.reset();
   e.u8(T_SENT);
@@ -397,12 +404,8 @@ export class SessionJournal implements SessionListener {
    */
   adopted(s: Session, holdings: SharedHoldings, later = false): void {
     const id = this.sharedId(holdings, (rec) => this.append(rec, later));
-    const e = this.enc;
-    e.reset();
-    e.u8(T_ADOPT);
-    e.uv(s.sno);
-    e.uv(id);
-    this.append(e, later);
+    encodeAdopt(this.enc, s.sno, id);
+    this.append(this.enc, later);
   }
 
   /** The id of `holdings` in this file; `write` gets its SHARED record the first time. */
@@ -491,10 +494,7 @@ export class SessionJournal implements SessionListener {
         const shared = s.model.shared;
         if (shared) {
           const id = this.sharedId(shared, (rec) => push(frame(rec)));
-          e.reset();
-          e.u8(T_ADOPT);
-          e.uv(s.sno);
-          e.uv(id);
+          encodeAdopt(e, s.sno, id);
           push(frame(e));
         }
         let batch: HeldUpdate[] = [];
@@ -544,18 +544,8 @@ export class SessionJournal implements SessionListener {
   }
 }
 
-function readUpdates(d: Dec, s: Session | undefined): void {
-  const n = d.uv();
-  for (let i = 0; i < n; i++) {
-    const cs = d.uv();
-    const cls = d.u8();
-    const bin = d.uv();
-    const h = d.uv();
-    s?.model.add(cs, cls, bin, h === 0 ? 0 : h - 1, h === 0);
-  }
-}
-
-function readHoldings(d: Dec): SharedHoldings {
+/** A list of updates as encodeUpdates wrote it. */
+function decodeUpdates(d: Dec): HeldUpdate[] {
   const n = d.uv();
   const updates: HeldUpdate[] = [];
   for (let i = 0; i < n; i++) {
@@ -565,7 +555,11 @@ function readHoldings(d: Dec): SharedHoldings {
     const h = d.uv();
     updates.push({ codestream, classId, binId, held: h === 0 ? COMPLETE : h - 1 });
   }
-  return sharedHoldings(updates);
+  return updates;
+}
+
+function readUpdates(d: Dec, s: Session | undefined): void {
+  for (const u of decodeUpdates(d)) s?.model.add(u.codestream, u.classId, u.binId, u.held, u.held === COMPLETE);
 }
 
 function applyRecord(d: Dec, table: SessionTable, bySno: Map<number, Session>, shared: Map<number, SharedHoldings>): void {
@@ -573,7 +567,7 @@ function applyRecord(d: Dec, table: SessionTable, bySno: Map<number, Session>, s
   const sno = d.uv();
   switch (type) {
     case T_SHARED:
-      shared.set(sno, readHoldings(d));
+      shared.set(sno, sharedHoldings(decodeUpdates(d)));
       break;
     case T_ADOPT: {
       const id = d.uv();
