@@ -98,6 +98,7 @@ units('a response makes at most one model update per bin (the server collects th
   try {
     copyMovie(root);
     const reg = new ImageRegistry({ root, recheckMs: 60_000 });
+    const fixtures = new ImageRegistry({ root: FIXTURES });
     const cases: [string, string][] = [
       ['movie/linked.jpx', 'stream=0-2&fsiz=64,64&type=jpp-stream'],
       ['movie/linked.jpx', 'stream=0-2&fsiz=128,128&roff=10,20&rsiz=60,50&type=jpp-stream,jpt-stream'],
@@ -106,7 +107,7 @@ units('a response makes at most one model update per bin (the server collects th
     ];
     let total = 0;
     for (const [target, query] of cases) {
-      const entry = target.startsWith('movie/') ? reg.open(target) : new ImageRegistry({ root: FIXTURES }).open(target);
+      const entry = (target.startsWith('movie/') ? reg : fixtures).open(target);
       // From an empty model, then again and again from what the responses before left (cut ones
       // included: small budgets end inside bins).
       for (const len of [300, 2000, 100_000_000]) {
@@ -123,6 +124,7 @@ units('a response makes at most one model update per bin (the server collects th
     }
     assert.ok(total > 200, `${total} updates in all`);
     reg.closeAll();
+    fixtures.closeAll();
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
