@@ -75,7 +75,7 @@ function raw(text: string): Promise<string> {
 }
 
 proto('answers with exactly HTTP/1.1 200 OK, image/jpp-stream, chunked, no-cache, CORS, and a JPIP-cnew JHelioviewer accepts', async () => {
-  const res = await raw(`GET /${IMG}?cnew=http&type=jpp-stream&tid=0&len=512 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  const res = await raw(`GET /${IMG}?cnew=http&type=jpp-stream&tid=0&len=512 HTTP/1.1\r\nHost: x\r\nOrigin: http://viewer.example\r\nConnection: close\r\n\r\n`);
   const lines = res.split('\r\n');
   assert.is(lines[0], 'HTTP/1.1 200 OK');
   assert.match(res, /\r\nContent-Type: image\/jpp-stream\r\n/);
@@ -86,6 +86,20 @@ proto('answers with exactly HTTP/1.1 200 OK, image/jpp-stream, chunked, no-cache
   assert.match(res, /\r\nJPIP-cnew: cid=[A-Za-z0-9_-]{8,},path=jpip,transport=http\r\n/);
   const tid = /\r\nJPIP-tid: ([^\r]+)\r\n/.exec(res)?.[1];
   assert.ok(tid && !tid.includes('/') && !tid.includes(root), 'tid reveals no path');
+});
+
+proto('CORS headers go with requests that name an Origin (browsers), on answers and errors alike, and only with them', async () => {
+  const plain = await raw(`GET /${IMG}?cnew=http&type=jpp-stream&len=512 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  assert.match(plain, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.not.match(plain, /\r\nAccess-Control-/i);
+  const missing = await raw(`GET /no-such.jp2?len=512 HTTP/1.1\r\nHost: x\r\nOrigin: http://viewer.example\r\nConnection: close\r\n\r\n`);
+  assert.match(missing, /^HTTP\/1\.1 404 /);
+  assert.match(missing, /\r\nAccess-Control-Allow-Origin: \*\r\n/);
+  const missingPlain = await raw(`GET /no-such.jp2?len=512 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  assert.not.match(missingPlain, /\r\nAccess-Control-/i);
+  const health = await fetch(`${base}/health`, { headers: { Origin: 'http://viewer.example' } });
+  assert.is(health.headers.get('access-control-allow-origin'), '*');
+  await health.arrayBuffer();
 });
 
 proto('the target id is stable across server instances and changes when the file changes', async () => {
