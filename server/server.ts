@@ -208,6 +208,8 @@ interface RequestContext {
   flag: () => void;
   /** Why the response was cut, when the server cut it. */
   cutWhy?: 'stall';
+  /** A produced response (not an early EOR, not an error): counted in stats.responses if it closes finished. */
+  counted?: boolean;
 }
 
 /**
@@ -461,6 +463,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         runtime.keep(conn.id, conn.socket);
       }
       const cut = !res.writableFinished;
+      if (ctx.counted && !cut) stats.responses++;
       const status = res.statusCode;
       const seconds = (performance.now() - ctx.t0) / 1000;
       labelled(byStatus, metrics.responses, status).inc();
@@ -754,8 +757,8 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       // Where the supervisor could not send a last piece for a dead worker (TLS, a connection it
       // does not hold), a response is journaled once its end is out (below): nothing comes between.
       const fold = gzip ? 'never' : !(session && journal) || secure || ctx.slot < 0 ? 'always' : 'if-nothing-held';
-      // Listened to from the start: a folded response closes as soon as it finishes.
-      const finished = new Promise<boolean>((resolve) => res.once('close', () => resolve(res.writableFinished)));
+      // Counted when it closes (onRequest), whenever that is: a folded response closes as soon as it finishes.
+      ctx.counted = true;
       if (!(await streamBody(res, firstChunk, body, updates, gzip, ctx, fold, recorder))) return;
       const folded = res.writableEnded;
       if (recorder && model.changes === changesAtStart) recorder.keep(plan.served);
@@ -806,7 +809,6 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
         res.once('finish', () => done(true));
         res.once('close', () => done(res.writableFinished));
       }
-      if (await finished) stats.responses++;
     } finally {
       recorder?.release();
       if (session) {

@@ -102,6 +102,22 @@ proto('CORS headers go with requests that name an Origin (browsers), on answers 
   await health.arrayBuffer();
 });
 
+proto('stats.responses counts every finished response once: produced, kept and bare EOR alike', async () => {
+  // Quiet first: earlier tests' connections may still be closing.
+  await new Promise((r) => setTimeout(r, 100));
+  const before = srv.stats.responses;
+  const first = await get(`/${IMG}?cnew=http&type=jpp-stream&fsiz=64,64&len=4000`);
+  assert.is(first.status, 200);
+  const cid = /cid=([^,]+)/.exec(first.headers.get('jpip-cnew') ?? '')?.[1];
+  assert.ok(cid);
+  assert.is((await get(`/${IMG}?cnew=http&type=jpp-stream&fsiz=64,64&len=4000`)).status, 200); // kept body
+  assert.is((await get(`/jpip?cid=${cid}&type=jpp-stream&fsiz=64,64&len=4000`)).status, 200); // the rest of the window
+  assert.is((await get(`/jpip?cid=${cid}&type=jpp-stream&fsiz=64,64&len=4000`)).status, 200); // held: bare EOR
+  for (let i = 0; i < 50 && srv.stats.responses < before + 4; i++) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 50));
+  assert.is(srv.stats.responses, before + 4);
+});
+
 proto('the target id is stable across server instances and changes when the file changes', async () => {
   const a = await get(`/${IMG}?tid=0&len=0`);
   const other = createJpipServer({ root, port: 0 });
