@@ -144,6 +144,7 @@ const CORS = {
   'Access-Control-Expose-Headers': 'JPIP-cnew, JPIP-tid, JPIP-qid, JPIP-fsiz, JPIP-roff, JPIP-rsiz, JPIP-layers, JPIP-stream, JPIP-context',
 } as const;
 const NO_CORS = {} as const;
+const NOOP = (): void => {};
 
 /**
  * The CORS headers for a request: only when it names its Origin, as a browser does for every
@@ -428,7 +429,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     stats.requests++;
     reqSeq = reqSeq >= 0xffffffff ? 1 : reqSeq + 1;
     const conn = conns.get(req.socket);
-    const ctx: RequestContext = { reqId: idPrefix + reqSeq.toString(36), seq: reqSeq, slot: conn?.slot ?? -1, t0: performance.now(), cid: undefined, target: undefined, eor: undefined, bytes: 0, settle: () => {}, flag: () => {} };
+    const ctx: RequestContext = { reqId: idPrefix + reqSeq.toString(36), seq: reqSeq, slot: conn?.slot ?? -1, t0: performance.now(), cid: undefined, target: undefined, eor: undefined, bytes: 0, settle: NOOP, flag: NOOP };
     if (conn) {
       if (conn.fresh) {
         conn.fresh = false;
@@ -834,15 +835,22 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     fold: 'always' | 'never' | 'if-nothing-held',
     recorder?: ResponseRecorder,
   ): Promise<boolean> {
-    let lastWrite: Promise<void> = Promise.resolve();
+    // Writes whose callback has not come yet; `written` resolves when the last one's does (callbacks
+    // come in order). One promise per response, made only if it must wait, not one per write.
+    let pending = 0;
+    let allWritten: (() => void) | undefined;
+    const written = (): Promise<void> => (pending === 0 ? Promise.resolve() : new Promise<void>((r) => (allWritten = r)));
     const write = (b: Uint8Array, last = false, buffer?: Uint8Array): boolean => {
-      let done!: () => void;
-      lastWrite = new Promise<void>((r) => (done = r));
+      pending++;
       ctx.bytes += b.length;
       // Once written (in the kernel), the chunk's buffer serves another reply; not after an error.
       const after = (err?: Error | null): void => {
         if (!err && buffer) buffers.put(buffer);
-        done();
+        if (--pending === 0 && allWritten) {
+          const r = allWritten;
+          allWritten = undefined;
+          r();
+        }
       };
       if (last) {
         res.end(b, after);
@@ -909,7 +917,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     // Every byte in the kernel already (the usual end of a response): the last write's callback
     // comes in this turn's ticks, and there is no stall to watch for (no timer, no listener: 5% of
     // a 20 KB window's cost).
-    const ok = res.writableLength === 0 && !res.destroyed ? await lastWrite.then(() => !res.destroyed) : await guard(res, lastWrite, ctx);
+    const ok = res.writableLength === 0 && !res.destroyed ? await written().then(() => !res.destroyed) : await guard(res, written(), ctx);
     // An ended response closes as soon as it finishes: what counts then is that it finished.
     return res.writableEnded ? res.writableFinished : ok && !res.destroyed;
   }
