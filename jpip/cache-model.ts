@@ -67,9 +67,15 @@ export function sharedHoldings(updates: Iterable<BinHeld>): SharedHoldings {
   return Object.freeze({ bins, updates: Object.freeze([...last.values()].map((u) => Object.freeze({ codestream: u.codestream, classId: u.classId, binId: u.binId, held: u.held }))) });
 }
 
+/**
+ * The `bins` of a model with nothing of its own: shared and never written. A new session's model
+ * makes its map with its first bin (a crowd's sessions adopt kept holdings and may add none).
+ */
+const NO_BINS: Map<number | string, number> = new Map();
+
 export class CacheModel {
   /** key -> held bytes (COMPLETE when the client has the whole bin); over `base`, which it overrides. */
-  private bins = new Map<number | string, number>();
+  private bins = NO_BINS;
   /**
    * Holdings shared with other models (clients that were sent the same kept response), never
    * written: what this model adds goes to `bins`; anything that takes bytes away copies it first.
@@ -103,6 +109,7 @@ export class CacheModel {
     const now = complete ? COMPLETE : Math.max(before, bytes);
     if (now !== before) {
       if (mine === undefined && (this.base === undefined || !this.base.has(k))) this.own++;
+      if (this.bins === NO_BINS) this.bins = new Map();
       this.bins.set(k, now);
       this.changeCount++;
     }
@@ -153,7 +160,7 @@ export class CacheModel {
 
   /** Forgets everything (the target changed). */
   clear(): void {
-    this.bins.clear();
+    this.bins = NO_BINS;
     this.base = undefined;
     this.baseHoldings = undefined;
     this.own = 0;

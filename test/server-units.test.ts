@@ -59,6 +59,23 @@ units('the cache model holds prefixes, completes, forgets', () => {
   assert.is(m.size, 0);
 });
 
+units('cache models that hold nothing share no state: one adds, cleared, adds again; the others stay empty', () => {
+  const a = new CacheModel();
+  const b = new CacheModel();
+  a.add(0, 0, 1, 10);
+  assert.is(a.held(0, 0, 1), 10);
+  assert.is(b.held(0, 0, 1), 0);
+  assert.is(b.size, 0);
+  a.clear();
+  a.add(0, 0, 2, 5);
+  assert.is(a.size, 1);
+  b.remove(0, 0, 2);
+  assert.is(a.held(0, 0, 2), 5);
+  const c = new CacheModel();
+  assert.is(c.size, 0);
+  assert.equal([...c.entries()], []);
+});
+
 units('codestream ranges are expanded against what exists, never by the number the client wrote', () => {
   assert.equal(expandRanges([{ from: 0, to: 4294967295, step: 1 }], 3, 'stream'), { list: [0, 1, 2], clipped: true });
   assert.equal(expandRanges([{ from: 1, step: 2 }], 6, 'stream'), { list: [1, 3, 5], clipped: false }, 'open-ended: to the last');
