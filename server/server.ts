@@ -149,7 +149,7 @@ const NOOP = (): void => {};
 /**
  * The CORS headers for a request: only when it names its Origin, as a browser does for every
  * cross-origin request (a same-origin GET, a desktop client, a load generator need none). Two
- * headers less per response was 3% of a 20 KB window's cost. No cache may answer one request with
+ * headers fewer per response was 3% of a 20 KB window's cost. No cache may answer one request with
  * another's response (no-cache, and no validators to revalidate with), so no `Vary: Origin`.
  */
 function corsFor(req: IncomingMessage): typeof CORS | typeof NO_CORS {
