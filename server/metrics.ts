@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BlockCacheStats } from './block-cache.js';
 import type { ResponseCacheStats } from './response-cache.js';
 
@@ -27,15 +27,44 @@ export interface MetricSources {
   assemblyThreads?: () => { chunks: number; bytes: number; preads: number; failures: number; restarts: number };
 }
 
+/** Upper bounds of jpip_request_duration_seconds, in seconds. */
+const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
+
+/**
+ * What every response adds to the metrics, counted in plain numbers and read when /metrics is
+ * scraped: prom-client's inc and observe on every response cost ~7 us (a tenth of a 20 KB
+ * window's whole cost, measured: 17,014 -> 18,837 responses/s without them).
+ */
+export class ResponseTally {
+  readonly byStatus = new Map<number, number>();
+  readonly byEor = new Map<number, number>();
+  readonly cutBy = new Map<string, number>();
+  bodyBytes = 0;
+  /** Responses per duration bucket (not cumulative); the last slot: over the largest bound. */
+  readonly buckets = new Float64Array(DURATION_BUCKETS.length + 1);
+  sum = 0;
+  count = 0;
+
+  /** A response closed: its status, time to its last byte, body bytes, EOR reason (when it finished with one) and why it was cut (when it was). */
+  response(status: number, seconds: number, bytes: number, eor: number | undefined, cut: string | undefined): void {
+    this.byStatus.set(status, (this.byStatus.get(status) ?? 0) + 1);
+    this.bodyBytes += bytes;
+    if (eor !== undefined) this.byEor.set(eor, (this.byEor.get(eor) ?? 0) + 1);
+    if (cut !== undefined) this.cutBy.set(cut, (this.cutBy.get(cut) ?? 0) + 1);
+    let i = 0;
+    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
+    this.buckets[i]!++;
+    this.sum += seconds;
+    this.count++;
+  }
+}
+
 export interface ServerMetrics {
   readonly registry: Registry;
   readonly connectionsTotal: Counter;
   readonly connectionsRejected: Counter;
-  readonly responses: Counter<'status'>;
-  readonly bodyBytes: Counter;
-  readonly eor: Counter<'reason'>;
-  readonly duration: Histogram;
-  readonly cutResponses: Counter<'why'>;
+  /** Every response's figures (jpip_responses_total, jpip_response_body_bytes_total, jpip_eor_total, jpip_responses_cut_total, jpip_request_duration_seconds). */
+  readonly tally: ResponseTally;
   readonly workerRestarts: Counter;
   /** Sets the restart and reject counts the supervisor reports (they only grow). */
   supervisorCounts(restarts: number, rejected: number): void;
@@ -121,20 +150,50 @@ export function createMetrics(src: MetricSources, opts: { defaultMetrics?: boole
   }
   let restarts = 0;
   let rejectedBySupervisor = 0;
+  const tally = new ResponseTally();
+  /** A counter by one label, set from a tally when scraped. */
+  const tallied = <K extends string | number>(name: string, help: string, label: string, read: () => ReadonlyMap<K, number>): void => {
+    new Counter({
+      name,
+      help,
+      labelNames: [label],
+      registers,
+      collect(this: Counter) {
+        this.reset();
+        for (const [k, n] of read()) this.inc({ [label]: String(k) }, n);
+      },
+    });
+  };
+  tallied('jpip_responses_total', 'HTTP responses by status', 'status', () => tally.byStatus);
+  new Counter({
+    name: 'jpip_response_body_bytes_total',
+    help: 'JPP/JPT-stream body bytes written',
+    registers,
+    collect(this: Counter) {
+      this.reset();
+      this.inc(tally.bodyBytes);
+    },
+  });
+  tallied('jpip_eor_total', 'responses by EOR reason (1 image done, 2 window done, 4 byte limit, 6 session limit, 7 server cap)', 'reason', () => tally.byEor);
+  tallied('jpip_responses_cut_total', 'responses cut before their end (client gone, send stall, drain timeout)', 'why', () => tally.cutBy);
+  // The histogram's text is written here from the tally: prom-client has no way to set a
+  // histogram's counts, only to observe values one at a time.
+  const durationText = (): string => {
+    const name = 'jpip_request_duration_seconds';
+    const lines = [`# HELP ${name} time from request to the last byte written`, `# TYPE ${name} histogram`];
+    let cumulative = 0;
+    DURATION_BUCKETS.forEach((le, i) => {
+      cumulative += tally.buckets[i]!;
+      lines.push(`${name}_bucket{le="${le}"} ${cumulative}`);
+    });
+    lines.push(`${name}_bucket{le="+Inf"} ${tally.count}`, `${name}_sum ${tally.sum}`, `${name}_count ${tally.count}`);
+    return lines.join('\n') + '\n';
+  };
   const m: ServerMetrics = {
     registry,
     connectionsTotal: new Counter({ name: 'jpip_connections_total', help: 'TCP connections accepted', registers }),
     connectionsRejected: new Counter({ name: 'jpip_connections_rejected_total', help: 'connections answered 503 because maxConnections was reached', registers }),
-    responses: new Counter({ name: 'jpip_responses_total', help: 'HTTP responses by status', labelNames: ['status'], registers }),
-    bodyBytes: new Counter({ name: 'jpip_response_body_bytes_total', help: 'JPP/JPT-stream body bytes written', registers }),
-    eor: new Counter({ name: 'jpip_eor_total', help: 'responses by EOR reason (1 image done, 2 window done, 4 byte limit, 6 session limit, 7 server cap)', labelNames: ['reason'], registers }),
-    duration: new Histogram({
-      name: 'jpip_request_duration_seconds',
-      help: 'time from request to the last byte written',
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    }),
-    cutResponses: new Counter({ name: 'jpip_responses_cut_total', help: 'responses cut before their end (client gone, send stall, drain timeout)', labelNames: ['why'], registers }),
+    tally,
     workerRestarts: new Counter({ name: 'jpip_worker_restarts_total', help: 'worker processes restarted by the supervisor', registers }),
     supervisorCounts(r: number, rejected: number): void {
       if (r > restarts) m.workerRestarts.inc(r - restarts);
@@ -142,7 +201,10 @@ export function createMetrics(src: MetricSources, opts: { defaultMetrics?: boole
       restarts = Math.max(restarts, r);
       rejectedBySupervisor = Math.max(rejectedBySupervisor, rejected);
     },
-    text: () => registry.metrics(),
+    text: async () => {
+      const text = await registry.metrics();
+      return `${text}${text.endsWith('\n') || text === '' ? '' : '\n'}${durationText()}`;
+    },
     contentType: registry.contentType,
   };
   return m;

@@ -311,9 +311,6 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
   const keptById = new Map<number, Conn>();
   const parsedQueries = new Map<string, JpipRequest>();
   const planMemos = new WeakMap<ImageEntry, WeakMap<JpipRequest, PlanMemo>>();
-  /** Children of the responses-by-status and EOR-by-reason counters (see labelled). */
-  const byStatus = new Map<number, { inc(): void }>();
-  const byEor = new Map<number, { inc(): void }>();
   /** workerAccepts: ids of the connections this process accepts (apart from the supervisor's, and from other workers'). */
   let ownIds = process.pid * 2 ** 30 + 2 ** 40;
   let activeResponses = 0;
@@ -467,11 +464,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       if (ctx.counted && !cut) stats.responses++;
       const status = res.statusCode;
       const seconds = (performance.now() - ctx.t0) / 1000;
-      labelled(byStatus, metrics.responses, status).inc();
-      metrics.duration.observe(seconds);
-      metrics.bodyBytes.inc(ctx.bytes);
-      if (ctx.eor !== undefined && !cut) labelled(byEor, metrics.eor, ctx.eor).inc();
-      if (cut) metrics.cutResponses.inc({ why: ctx.cutWhy ?? (draining ? 'drain' : 'client') });
+      metrics.tally.response(status, seconds, ctx.bytes, cut ? undefined : ctx.eor, cut ? (ctx.cutWhy ?? (draining ? 'drain' : 'client')) : undefined);
       if (logger.isLevelEnabled('info')) {
         const line: RequestLogEntry = { reqId: ctx.reqId, method: req.method ?? '?', cid: ctx.cid, target: ctx.target, status, bytes: ctx.bytes, eor: ctx.eor, ms: Math.round(seconds * 1e6) / 1000 };
         if (cut) line.cut = true;
@@ -510,16 +503,6 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
     if (conn.flagged === seq) return;
     conn.flagged = seq;
     flags?.set(conn.slot, seq);
-  }
-
-  /** A labelled counter's child for one label value, looked up once (prom-client hashes the labels of every `inc` otherwise). */
-  function labelled(children: Map<number, { inc(): void }>, counter: { labels(value: string): { inc(): void } }, value: number): { inc(): void } {
-    let c = children.get(value);
-    if (!c) {
-      c = counter.labels(String(value));
-      children.set(value, c);
-    }
-    return c;
   }
 
   function fail(res: ServerResponse, e: unknown, req: IncomingMessage): void {

@@ -296,6 +296,16 @@ bounds('/metrics (Prometheus text) answers loopback clients only unless metricsA
   ]) {
     assert.ok(text.includes(name), `${name} in /metrics`);
   }
+  // The duration histogram: cumulative buckets, +Inf and _count equal to the responses counted.
+  const responses = [...text.matchAll(/^jpip_responses_total\{status="\d+"\} (\d+)$/gm)].reduce((n, x) => n + Number(x[1]), 0);
+  assert.is(responses, 2);
+  const buckets = [...text.matchAll(/^jpip_request_duration_seconds_bucket\{le="([^"]+)"\} (\d+)$/gm)].map((x) => [x[1], Number(x[2])] as const);
+  assert.is(buckets.length, 15);
+  assert.equal(buckets.at(-1), ['+Inf', 2]);
+  for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i]![1] >= buckets[i - 1]![1], 'cumulative');
+  assert.match(text, /^jpip_request_duration_seconds_count 2$/m);
+  assert.ok(Number(/^jpip_request_duration_seconds_sum (\S+)$/m.exec(text)![1]) > 0);
+  assert.is(text.match(/^# TYPE jpip_request_duration_seconds histogram$/gm)?.length, 1);
   // The response's bytes came through the block cache: blocks were read, pieces served from them.
   assert.ok(Number(/jpip_block_cache_hits_total (\d+)/.exec(text)![1]) > 0, 'block cache hits');
   assert.ok(Number(/jpip_block_cache_bytes (\d+)/.exec(text)![1]) > 0, 'block cache bytes');
