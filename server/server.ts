@@ -388,7 +388,7 @@ export function createJpipServer(options: ServerOptions | Readonly<ServerConfig>
       // The supervisor only hears of connections it holds (one this process accepted: once kept).
       if (!c?.own || c.keeping) runtime.onConnectionClosed?.(id);
     });
-    metrics.connectionsTotal.inc();
+    metrics.tally.connections++;
     if (conns.size >= cfg.maxConnections || draining) {
       metrics.connectionsRejected.inc();
       logger.warn({ event: 'connection-rejected', connections: conns.size, maxConnections: cfg.maxConnections, draining });
