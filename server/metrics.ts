@@ -165,21 +165,9 @@ export function createMetrics(src: MetricSources, opts: { defaultMetrics?: boole
       },
     });
   };
-  /** A counter set from a tally's total when scraped. */
-  const totalled = (name: string, help: string, read: () => number): void => {
-    new Counter({
-      name,
-      help,
-      registers,
-      collect(this: Counter) {
-        this.reset();
-        this.inc(read());
-      },
-    });
-  };
-  totalled('jpip_connections_total', 'TCP connections accepted', () => tally.connections);
+  counter('jpip_connections_total', 'TCP connections accepted', () => tally.connections);
   tallied('jpip_responses_total', 'HTTP responses by status', 'status', () => tally.byStatus);
-  totalled('jpip_response_body_bytes_total', 'JPP/JPT-stream body bytes written', () => tally.bodyBytes);
+  counter('jpip_response_body_bytes_total', 'JPP/JPT-stream body bytes written', () => tally.bodyBytes);
   tallied('jpip_eor_total', 'responses by EOR reason (1 image done, 2 window done, 4 byte limit, 6 session limit, 7 server cap)', 'reason', () => tally.byEor);
   tallied('jpip_responses_cut_total', 'responses cut before their end (client gone, send stall, drain timeout)', 'why', () => tally.cutBy);
   // The histogram's text is written here from the tally: prom-client has no way to set a
